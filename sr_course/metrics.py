@@ -1,0 +1,162 @@
+"""PSNR and SSIM as SR papers compute them (the EDSR/RCAN MATLAB evaluation protocol).
+
+    1. The SR output is an 8-bit RGB image (as a saved PNG would be); the HR is cropped to a multiple
+       of the scale, so both have the same size.
+    2. Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255 with R, G, B in [0, 255], kept in float.
+       Gray images: the gray values are Y.
+    3. `crop_border` (= the scale) pixels are removed from every border.
+    4. PSNR with peak 255: identical images give +inf (documented: no epsilon is added).
+       SSIM (Wang et al. 2004): Gaussian window 11x11, sigma 1.5, K1 = 0.01, K2 = 0.03, L = 255,
+       'valid' filtering, mean of the map.
+
+One implementation in torch (float64, batched, any device); the NumPy functions wrap it.
+scikit-image's structural_similarity(gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+data_range=255) and peak_signal_noise_ratio agree to 1e-6 (the tests use them as an oracle).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .utils import rgb255_to_y
+
+SSIM_WINDOW = 11
+SSIM_SIGMA = 1.5
+SSIM_K1, SSIM_K2 = 0.01, 0.03
+PEAK = 255.0
+
+
+# --- torch: (N, C, H, W) tensors with values in [0, 255] (uint8 or float) -------------------------
+
+
+def _prepare(sr: torch.Tensor, hr: torch.Tensor, crop_border: int, y_channel: bool, name: str):
+    if not (torch.is_tensor(sr) and torch.is_tensor(hr)):
+        raise TypeError(
+            f"{name}: expected tensors, got {type(sr).__name__} and {type(hr).__name__}"
+        )
+    if sr.shape != hr.shape:
+        raise ValueError(
+            f"{name}: SR and HR sizes differ: {tuple(sr.shape)} vs {tuple(hr.shape)} "
+            "(crop the HR to a multiple of the scale first)"
+        )
+    if sr.dim() != 4 or sr.shape[1] not in (1, 3):
+        raise ValueError(f"{name}: expected (N, 1 or 3, H, W) tensors, got shape {tuple(sr.shape)}")
+    h, w = sr.shape[-2:]
+    if crop_border < 0 or 2 * crop_border >= min(h, w):
+        raise ValueError(f"{name}: crop_border={crop_border} leaves nothing of a {h}x{w} image")
+    out = []
+    for x in (sr, hr):
+        x = x.to(torch.float64)
+        if y_channel and x.shape[1] == 3:
+            x = rgb255_to_y(x)
+        if crop_border:
+            x = x[..., crop_border:-crop_border, crop_border:-crop_border]
+        out.append(x)
+    return out
+
+
+def psnr_torch(
+    sr: torch.Tensor, hr: torch.Tensor, crop_border: int = 4, y_channel: bool = True
+) -> torch.Tensor:
+    """PSNR in dB of each image of a batch: (N, C, H, W) in [0, 255] -> (N,) float64 (inf if equal)."""
+    x, y = _prepare(sr, hr, crop_border, y_channel, "psnr")
+    mse = (x - y).pow(2).mean(dim=(1, 2, 3))
+    return 10.0 * torch.log10(PEAK**2 / mse)
+
+
+_windows: dict[torch.device, torch.Tensor] = {}
+
+
+def _gaussian_window(device: torch.device) -> torch.Tensor:
+    if device not in _windows:
+        r = SSIM_WINDOW // 2
+        k = torch.arange(-r, r + 1, dtype=torch.float64, device=device)
+        g = torch.exp(-(k**2) / (2 * SSIM_SIGMA**2))
+        _windows[device] = g / g.sum()
+    return _windows[device]
+
+
+def ssim_torch(
+    sr: torch.Tensor, hr: torch.Tensor, crop_border: int = 4, y_channel: bool = True
+) -> torch.Tensor:
+    """Mean SSIM of each image of a batch: (N, C, H, W) in [0, 255] -> (N,) float64.
+
+    With several channels (y_channel=False on RGB) the per-channel means are averaged.
+    """
+    x, y = _prepare(sr, hr, crop_border, y_channel, "ssim")
+    if min(x.shape[-2:]) < SSIM_WINDOW:
+        raise ValueError(
+            f"ssim: the image (after cropping) is smaller than the {SSIM_WINDOW}x{SSIM_WINDOW} window"
+        )
+    n, c = x.shape[:2]
+    g = _gaussian_window(x.device)
+    # The five local statistics of every channel in one separable, 'valid' Gaussian filtering.
+    stack = torch.cat([x, y, x * x, y * y, x * y], dim=1).reshape(n * 5 * c, 1, *x.shape[-2:])
+    stack = F.conv2d(stack, g.view(1, 1, -1, 1))
+    stack = F.conv2d(stack, g.view(1, 1, 1, -1))
+    mu_x, mu_y, xx, yy, xy = stack.reshape(n, 5, c, *stack.shape[-2:]).unbind(1)
+    var_x, var_y, cov = xx - mu_x * mu_x, yy - mu_y * mu_y, xy - mu_x * mu_y
+    c1, c2 = (SSIM_K1 * PEAK) ** 2, (SSIM_K2 * PEAK) ** 2
+    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / (
+        (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2)
+    )
+    return ssim_map.mean(dim=(-2, -1)).mean(dim=1)
+
+
+# --- NumPy: uint8 (H, W, 3) RGB or (H, W) gray images ----------------------------------------------
+
+
+def _to_tensor(img: np.ndarray, name: str, which: str) -> torch.Tensor:
+    if not isinstance(img, np.ndarray):
+        raise TypeError(f"{name}: {which} must be a NumPy array, got {type(img).__name__}")
+    if img.dtype != np.uint8:
+        raise TypeError(
+            f"{name}: {which} must be uint8 (the protocol measures 8-bit images, as saved PNGs are); "
+            f"got {img.dtype}. Round and clip first: np.clip(np.round(x), 0, 255).astype(np.uint8)"
+        )
+    if img.ndim == 2:
+        return torch.from_numpy(img)[None, None]
+    if img.ndim == 3 and img.shape[2] == 3:
+        return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))[None]
+    raise ValueError(f"{name}: {which} must be (H, W, 3) RGB or (H, W) gray, got shape {img.shape}")
+
+
+def rgb_to_y(img: np.ndarray) -> np.ndarray:
+    """Y channel (float64, not rounded) of a uint8 (H, W, 3) RGB image; a gray (H, W) image is its own Y."""
+    x = _to_tensor(img, "rgb_to_y", "img").to(torch.float64)
+    return (rgb255_to_y(x) if x.shape[1] == 3 else x)[0, 0].numpy()
+
+
+def psnr(sr: np.ndarray, hr: np.ndarray, crop_border: int = 4, y_channel: bool = True) -> float:
+    """PSNR (dB) of two uint8 images under the SR protocol; +inf for identical images."""
+    return float(
+        psnr_torch(
+            _to_tensor(sr, "psnr", "sr"), _to_tensor(hr, "psnr", "hr"), crop_border, y_channel
+        )[0]
+    )
+
+
+def ssim(sr: np.ndarray, hr: np.ndarray, crop_border: int = 4, y_channel: bool = True) -> float:
+    """Mean SSIM of two uint8 images under the SR protocol; 1.0 for identical images."""
+    return float(
+        ssim_torch(
+            _to_tensor(sr, "ssim", "sr"), _to_tensor(hr, "ssim", "hr"), crop_border, y_channel
+        )[0]
+    )
+
+
+def to_uint8_image(x: torch.Tensor) -> np.ndarray:
+    """A (3, H, W) tensor in [0, 255] -> uint8 (H, W, 3), rounded half up and clipped (a saved PNG)."""
+    return (
+        torch.floor(x.detach().double() + 0.5)
+        .clamp_(0, 255)
+        .to(torch.uint8)
+        .permute(1, 2, 0)
+        .cpu()
+        .numpy()
+    )
+
+
+__all__ = ["rgb_to_y", "psnr", "ssim", "psnr_torch", "ssim_torch", "to_uint8_image"]

@@ -1,0 +1,373 @@
+"""The networks of SRGAN (Ledig et al., "Photo-Realistic Single Image Super-Resolution Using a
+Generative Adversarial Network", CVPR 2017, arXiv:1609.04802), written to be read top to bottom.
+
+    SRResNet / Generator   LR (N, 3, h, w) in [0, 1]  ->  SR (N, 3, s*h, s*w) in [-1, 1]
+    Discriminator          image (N, 3, H, W) in [-1, 1]  ->  logit (N, 1), > 0 means "real"
+    TruncatedVGG19         image (N, 3, H, W) in [-1, 1]  ->  VGG19 features phi_(i,j), frozen
+
+Parameter counts with the default arguments: SRResNet 1,549,462; Discriminator 23,565,505.
+Students implement the bodies between BEGIN/END SOLUTION; each has a TODO box above it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .utils import convert_image
+
+ACTIVATIONS = ("prelu", "leakyrelu", "tanh")
+
+
+class ConvolutionalBlock(nn.Module):
+    """Convolution -> optional BatchNorm -> optional activation, 'same' padding.
+
+    (N, in_channels, H, W) -> (N, out_channels, ceil(H / stride), ceil(W / stride)).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        batch_norm: bool = False,
+        activation: str | None = None,
+    ):
+        super().__init__()
+        if activation is not None and activation.lower() not in ACTIVATIONS:
+            raise ValueError(f"activation must be None or one of {ACTIVATIONS}, got {activation!r}")
+        # TODO [ConvolutionalBlock]: build the layers of a conv -> (batch norm) -> (activation) block.
+        #   Store them in self.block = nn.Sequential(...):
+        #   - nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding=kernel_size // 2)
+        #   - nn.BatchNorm2d(out_channels) if batch_norm
+        #   - activation: 'prelu' -> nn.PReLU(), 'leakyrelu' -> nn.LeakyReLU(0.2), 'tanh' -> nn.Tanh()
+        #   Paper: Fig. 4 (k = kernel size, n = channels, s = stride).
+        #   Self-check: checks.check_blocks() prints "Blocks: OK".
+        # BEGIN SOLUTION
+        layers: list[nn.Module] = [
+            nn.Conv2d(
+                in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2
+            )
+        ]
+        if batch_norm:
+            layers.append(nn.BatchNorm2d(out_channels))
+        if activation is not None:
+            layers.append(
+                {"prelu": nn.PReLU, "leakyrelu": lambda: nn.LeakyReLU(0.2), "tanh": nn.Tanh}[
+                    activation.lower()
+                ]()
+            )
+        self.block = nn.Sequential(*layers)
+        # END SOLUTION
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.block(x)
+
+
+class SubPixelConvolutionalBlock(nn.Module):
+    """Upscale x2 (by default) with a convolution and a pixel shuffle, then PReLU.
+
+    (N, n_channels, H, W) -> (N, n_channels, scaling_factor * H, scaling_factor * W).
+    """
+
+    def __init__(self, kernel_size: int = 3, n_channels: int = 64, scaling_factor: int = 2):
+        super().__init__()
+        # TODO [SubPixelConvolutionalBlock]: build conv -> pixel shuffle -> PReLU.
+        #   - self.conv: nn.Conv2d(n_channels, n_channels * scaling_factor**2, kernel_size,
+        #     padding=kernel_size // 2): (N, C, H, W) -> (N, C * r^2, H, W)
+        #   - self.pixel_shuffle: nn.PixelShuffle(scaling_factor): -> (N, C, r * H, r * W)
+        #   - self.prelu: nn.PReLU()
+        #   Paper: Fig. 4, the "PixelShuffler x2" blocks (Shi et al. 2016's sub-pixel convolution).
+        #   Self-check: checks.check_blocks() prints "Blocks: OK".
+        # BEGIN SOLUTION
+        self.conv = nn.Conv2d(
+            n_channels, n_channels * scaling_factor**2, kernel_size, padding=kernel_size // 2
+        )
+        self.pixel_shuffle = nn.PixelShuffle(scaling_factor)
+        self.prelu = nn.PReLU()
+        # END SOLUTION
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # TODO [SubPixelConvolutionalBlock]: apply conv, pixel shuffle and PReLU in that order.
+        # BEGIN SOLUTION
+        return self.prelu(self.pixel_shuffle(self.conv(x)))
+        # END SOLUTION
+
+
+class ResidualBlock(nn.Module):
+    """conv-BN-PReLU-conv-BN plus the input (an identity skip). (N, C, H, W) -> (N, C, H, W)."""
+
+    def __init__(self, kernel_size: int = 3, n_channels: int = 64, batch_norm: bool = True):
+        super().__init__()
+        # TODO [ResidualBlock]: build the two convolutional blocks of a residual block.
+        #   - self.conv1: ConvolutionalBlock(n_channels, n_channels, kernel_size,
+        #     batch_norm=batch_norm, activation='prelu')
+        #   - self.conv2: the same without activation
+        #   Paper: Fig. 4, the B residual blocks ("k3n64s1", BN, PReLU, k3n64s1, BN, elementwise sum).
+        #   Self-check: checks.check_blocks() prints "Blocks: OK".
+        # BEGIN SOLUTION
+        self.conv1 = ConvolutionalBlock(
+            n_channels, n_channels, kernel_size, batch_norm=batch_norm, activation="prelu"
+        )
+        self.conv2 = ConvolutionalBlock(
+            n_channels, n_channels, kernel_size, batch_norm=batch_norm, activation=None
+        )
+        # END SOLUTION
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # TODO [ResidualBlock]: return x + conv2(conv1(x)).
+        # BEGIN SOLUTION
+        return x + self.conv2(self.conv1(x))
+        # END SOLUTION
+
+
+class SRResNet(nn.Module):
+    """SRResNet: LR (N, 3, h, w) in [0, 1] -> SR (N, 3, s*h, s*w) in [-1, 1] (Tanh output).
+
+    batch_norm=False gives EDSR-style residual blocks (Lim et al. 2017), which train better for PSNR.
+    """
+
+    def __init__(
+        self,
+        large_kernel_size: int = 9,
+        small_kernel_size: int = 3,
+        n_channels: int = 64,
+        n_blocks: int = 16,
+        scaling_factor: int = 4,
+        batch_norm: bool = True,
+    ):
+        super().__init__()
+        if scaling_factor not in (2, 4, 8):
+            raise ValueError(
+                f"scaling_factor must be 2, 4 or 8 (each sub-pixel block upscales by 2), got {scaling_factor}"
+            )
+        self.scaling_factor = scaling_factor
+        n_upscale = int(math.log2(scaling_factor))
+        # TODO [SRResNet]: build the SRResNet layers.
+        #   - self.head: ConvolutionalBlock(3, n_channels, large_kernel_size, activation='prelu')
+        #   - self.body: nn.Sequential of n_blocks ResidualBlock(small_kernel_size, n_channels, batch_norm)
+        #   - self.body_end: ConvolutionalBlock(n_channels, n_channels, small_kernel_size,
+        #     batch_norm=batch_norm) (no activation)
+        #   - self.upscale: nn.Sequential of n_upscale SubPixelConvolutionalBlock(small_kernel_size,
+        #     n_channels, scaling_factor=2)
+        #   - self.tail: ConvolutionalBlock(n_channels, 3, large_kernel_size, activation='tanh')
+        #   Shapes: (N, 3, h, w) -> head/body (N, 64, h, w) -> upscale (N, 64, 4h, 4w) -> tail (N, 3, 4h, 4w)
+        #   Paper: Fig. 4, generator network; Sec. 3.2.
+        #   Self-check: checks.check_srresnet() prints "SRResNet: OK (1,549,462 parameters)".
+        # BEGIN SOLUTION
+        self.head = ConvolutionalBlock(3, n_channels, large_kernel_size, activation="prelu")
+        self.body = nn.Sequential(
+            *[ResidualBlock(small_kernel_size, n_channels, batch_norm) for _ in range(n_blocks)]
+        )
+        self.body_end = ConvolutionalBlock(
+            n_channels, n_channels, small_kernel_size, batch_norm=batch_norm
+        )
+        self.upscale = nn.Sequential(
+            *[
+                SubPixelConvolutionalBlock(small_kernel_size, n_channels, 2)
+                for _ in range(n_upscale)
+            ]
+        )
+        self.tail = ConvolutionalBlock(n_channels, 3, large_kernel_size, activation="tanh")
+        # END SOLUTION
+
+    def forward(self, lr: torch.Tensor) -> torch.Tensor:
+        """lr: (N, 3, h, w) in [0, 1] -> (N, 3, s*h, s*w) in [-1, 1]."""
+        # TODO [SRResNet]: head, then body with a long skip (features of head + body_end(body(...))),
+        #   then upscale and tail.
+        # BEGIN SOLUTION
+        features = self.head(lr)
+        features = features + self.body_end(self.body(features))
+        return self.tail(self.upscale(features))
+        # END SOLUTION
+
+
+class Generator(SRResNet):
+    """SRGAN's generator: the SRResNet network (same arguments, same state_dict keys), which the paper
+    initialises from a trained SRResNet before adversarial training."""
+
+    def initialize_with_srresnet(self, path: str | os.PathLike) -> dict:
+        """Load the generator weights of an SRResNet checkpoint written by sr_course training.
+
+        Prints and returns what was loaded ({'path', 'stage', 'epoch', 'iteration', 'parameters'}).
+        """
+        from .checkpoint import CheckpointError, load_checkpoint
+
+        state = load_checkpoint(path)
+        weights = state.get("models", {}).get("generator")
+        if weights is None:
+            raise CheckpointError(f"checkpoint {path} holds no generator weights")
+        try:
+            self.load_state_dict(weights, strict=True)
+        except RuntimeError as err:
+            raise CheckpointError(
+                f"checkpoint {path} does not fit this Generator (different G settings?): "
+                f"{str(err).splitlines()[0]}. Build the Generator with the same G config as the SRResNet "
+                f"run: {state.get('config', {}).get('G')}"
+            ) from None
+        info = {
+            "path": str(path),
+            "stage": state.get("stage"),
+            "epoch": state.get("epoch"),
+            "iteration": state.get("iteration"),
+            "parameters": count_parameters(self),
+        }
+        print(
+            f"Generator initialised from {path} ({info['stage']} checkpoint, epoch {info['epoch']}, "
+            f"iteration {info['iteration']}, {info['parameters']:,} parameters loaded)"
+        )
+        return info
+
+
+class Discriminator(nn.Module):
+    """SRGAN's discriminator: image (N, 3, H, W) in [-1, 1] -> logit (N, 1) (no sigmoid: use
+    BCE-with-logits). Any H, W >= 16 works thanks to the adaptive pooling."""
+
+    def __init__(
+        self, kernel_size: int = 3, n_channels: int = 64, n_blocks: int = 8, fc_size: int = 1024
+    ):
+        super().__init__()
+        # TODO [Discriminator]: build the discriminator.
+        #   - self.features: nn.Sequential of n_blocks ConvolutionalBlock(in, out, kernel_size, stride,
+        #     batch_norm=(i > 0), activation='leakyrelu') for i = 0 .. n_blocks-1, where
+        #     out = n_channels * 2**(i // 2) (64, 64, 128, 128, 256, 256, 512, 512) and
+        #     stride = 1 for even i, 2 for odd i.
+        #   - self.pool: nn.AdaptiveAvgPool2d((6, 6))
+        #   - self.fc1: nn.Linear(out * 6 * 6, fc_size), self.leaky_relu: nn.LeakyReLU(0.2),
+        #     self.fc2: nn.Linear(fc_size, 1)
+        #   Shapes: (N, 3, 96, 96) -> features (N, 512, 6, 6) -> flatten (N, 18432) -> (N, 1)
+        #   Paper: Fig. 4, discriminator network.
+        #   Self-check: checks.check_discriminator() prints "Discriminator: OK (23,565,505 parameters)".
+        # BEGIN SOLUTION
+        blocks = []
+        in_channels = 3
+        for i in range(n_blocks):
+            out_channels = n_channels * 2 ** (i // 2)
+            blocks.append(
+                ConvolutionalBlock(
+                    in_channels,
+                    out_channels,
+                    kernel_size,
+                    stride=1 if i % 2 == 0 else 2,
+                    batch_norm=i > 0,
+                    activation="leakyrelu",
+                )
+            )
+            in_channels = out_channels
+        self.features = nn.Sequential(*blocks)
+        self.pool = nn.AdaptiveAvgPool2d((6, 6))
+        self.fc1 = nn.Linear(in_channels * 6 * 6, fc_size)
+        self.leaky_relu = nn.LeakyReLU(0.2)
+        self.fc2 = nn.Linear(fc_size, 1)
+        # END SOLUTION
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (N, 3, H, W) in [-1, 1] -> (N, 1) logits."""
+        # TODO [Discriminator]: features -> pool -> flatten -> fc1 -> LeakyReLU -> fc2.
+        # BEGIN SOLUTION
+        x = self.pool(self.features(x))
+        return self.fc2(self.leaky_relu(self.fc1(torch.flatten(x, 1))))
+        # END SOLUTION
+
+
+# VGG19's convolutions per block, before each max-pool: (i, number of convs j can take).
+VGG19_BLOCKS = {1: 2, 2: 2, 3: 4, 4: 4, 5: 4}
+VGG19_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
+
+
+def vgg19_truncation_index(i: int, j: int) -> int:
+    """How many layers of torchvision's vgg19().features phi_(i,j) keeps: all layers up to and
+    including the ReLU after the j-th convolution before the i-th max-pool. phi_(5,4) -> 36."""
+    if i not in VGG19_BLOCKS or not (isinstance(j, int) and 1 <= j <= VGG19_BLOCKS[i]):
+        choices = ", ".join(f"({b},{k})" for b, n in VGG19_BLOCKS.items() for k in range(1, n + 1))
+        raise ValueError(f"VGG19 has no phi_({i},{j}); valid (i, j): {choices}")
+    # TODO [TruncatedVGG19]: count layers of torchvision's VGG19 `features`.
+    #   Each block b has VGG19_BLOCKS[b] (conv, ReLU) pairs followed by one max-pool.
+    #   Return the number of layers that ends right after the ReLU of conv j in block i.
+    #   Paper: Sec. 2.2.2, phi_(i,j) "after activation, before the i-th max-pool". phi_(5,4) -> 36.
+    #   Self-check: checks.check_vgg() prints "TruncatedVGG19: OK (phi_5,4 keeps 36 layers)".
+    # BEGIN SOLUTION
+    layers_before_block = sum(2 * VGG19_BLOCKS[b] + 1 for b in range(1, i))
+    return layers_before_block + 2 * j
+    # END SOLUTION
+
+
+class TruncatedVGG19(nn.Module):
+    """VGG19 features phi_(i,j), frozen and in eval mode, for the perceptual (content) loss.
+
+    forward: (N, 3, H, W) in [-1, 1] -> (N, C, H / 2**(i-1), W / 2**(i-1)); the ImageNet
+    normalisation VGG19 was trained with is applied here and nowhere else.
+
+    weights: 'imagenet' (torchvision's VGG19_Weights.IMAGENET1K_V1: its cache, else its download),
+             a path to a `vgg19-*.pth` file in torchvision's key format, or None (random; for tests).
+    """
+
+    def __init__(self, i: int = 5, j: int = 4, weights: str | os.PathLike | None = "imagenet"):
+        super().__init__()
+        import torchvision
+
+        self.i, self.j = i, j
+        n_layers = vgg19_truncation_index(i, j)
+        vgg = torchvision.models.vgg19(weights=None)
+        self.features = vgg.features[:n_layers]
+        if weights is not None:
+            state = _load_vgg19_state_dict(weights)
+            wanted = {k: v for k, v in state.items() if k.startswith("features.")}
+            own = {f"features.{k}": v for k, v in self.features.state_dict().items()}
+            missing = sorted(set(own) - set(wanted))
+            if missing:
+                raise ValueError(
+                    f"VGG19 weights {weights} lack {len(missing)} needed key(s): {', '.join(missing)}; "
+                    f"use torchvision's vgg19-dcbb9e9d.pth ({VGG19_URL})"
+                )
+            self.features.load_state_dict(
+                {k[len("features.") :]: wanted[k] for k in own}, strict=True
+            )
+        for p in self.parameters():
+            p.requires_grad_(False)
+        self.eval()
+
+    def train(self, mode: bool = True):
+        """Always stays in eval mode: the truncated VGG19 is a fixed feature extractor."""
+        return super().train(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(convert_image(x, "[-1,1]", "imagenet-norm"))
+
+
+def _load_vgg19_state_dict(weights) -> dict:
+    """torchvision's ImageNet VGG19 weights ('imagenet') or a local file, as a state_dict."""
+    if isinstance(weights, (str, os.PathLike)) and str(weights) != "imagenet":
+        path = Path(weights)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"VGG19 weights file {path} does not exist; download {VGG19_URL} and give its path"
+            )
+        return torch.load(path, map_location="cpu", weights_only=True)
+    if weights != "imagenet":
+        raise ValueError(
+            f"weights must be 'imagenet', a path to vgg19-*.pth, or None; got {weights!r}"
+        )
+    import torchvision
+
+    try:
+        return torchvision.models.VGG19_Weights.IMAGENET1K_V1.get_state_dict(progress=True)
+    except (
+        Exception
+    ) as err:  # URLError, socket errors, HTTP errors: all mean "not available offline"
+        cache = Path(torch.hub.get_dir()) / "checkpoints" / Path(VGG19_URL).name
+        raise RuntimeError(
+            f"VGG19 ImageNet weights are not in torchvision's cache and could not be downloaded "
+            f"({type(err).__name__}). On a machine with internet, download {VGG19_URL} and put it at "
+            f"{cache} (or pass vgg.weights=/path/to/{Path(VGG19_URL).name})."
+        ) from None
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameters (all, or only those with requires_grad)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
