@@ -45,6 +45,7 @@ _BASE = {
         "num_workers": 4,
         "val_split": "Set5",  # validation after each epoch (None to skip)
         "val_images": 5,
+        "cache_dir": None,  # decoded training images (.npy); default <data_root>/cache
     },
     "srresnet": {"batch_size": 16, "lr": 1e-4, "epochs": 200},
     "srgan": {

@@ -112,7 +112,7 @@ def convert_image(img, source: str, target: str):
     if x.dim() == 4:
         return [convert_image(im, "[0,1]", "pil") for im in x]
     arr = (x * 255.0).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-    return Image.fromarray(arr, mode="RGB")
+    return Image.fromarray(arr)
 
 
 def rgb255_to_y(x: torch.Tensor) -> torch.Tensor:
