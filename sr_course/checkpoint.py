@@ -20,10 +20,11 @@ Never a pickled nn.Module: such files break across PyTorch versions and run arbi
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import torch
+
+from .utils import atomic_write
 
 CHECKPOINT_VERSION = 1
 
@@ -38,18 +39,8 @@ def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
     A kill at any moment leaves either the previous file or the new one, never half a file.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {"format_version": CHECKPOINT_VERSION, **state}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f:
+        torch.save({"format_version": CHECKPOINT_VERSION, **state}, f)
     return path
 
 
@@ -85,11 +76,28 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     return state
 
 
+def _remap_by_position(state: dict, reference: dict, what: str) -> dict:
+    """Give an old state_dict our key names: same architecture, same tensor order and shapes."""
+    if list(state) == list(reference):
+        return state
+    if len(state) != len(reference) or any(
+        a.shape != b.shape for a, b in zip(state.values(), reference.values())
+    ):
+        raise CheckpointError(
+            f"the old {what} does not match this kit's default {what} layer by layer; convert it by hand"
+        )
+    return dict(zip(reference, state.values()))
+
+
 def convert_legacy_checkpoint(old_path: str | os.PathLike, new_path: str | os.PathLike) -> Path:
     """Convert a checkpoint of the course's old format (a dict of pickled nn.Modules) to ours.
 
-    This unpickles the old file (weights_only=False): only do it for a file you trust.
+    This unpickles the old file (weights_only=False), which can run code: only do it for a file you
+    trust. The old modules must be the default-size networks (their weights are matched to ours in
+    order, shape by shape).
     """
+    from .models import Discriminator, Generator
+
     old = torch.load(old_path, map_location="cpu", weights_only=False)
     if isinstance(old, torch.nn.Module):
         old = {"model": old}
@@ -101,20 +109,19 @@ def convert_legacy_checkpoint(old_path: str | os.PathLike, new_path: str | os.Pa
     ):
         value = old.get(key)
         if isinstance(value, torch.nn.Module):
-            module = getattr(value, "net", value)  # the old Generator wrapped an SRResNet as .net
-            models[name] = module.state_dict()
+            reference = (Generator() if name == "generator" else Discriminator()).state_dict()
+            models[name] = _remap_by_position(value.state_dict(), reference, name)
     if "generator" not in models:
         raise CheckpointError(
             f"{old_path} holds no model, generator or discriminator module to convert"
         )
     stage = "srgan" if "discriminator" in models else "srresnet"
-    return save_checkpoint(
-        {
-            "stage": stage,
-            "epoch": int(old.get("epoch", -1)) + 1,
-            "iteration": 0,
-            "config": {},
-            "models": models,
-        },
-        new_path,
-    )
+    state = {
+        "stage": stage,
+        "epoch": int(old.get("epoch", -1)) + 1,
+        "batch_in_epoch": 0,
+        "iteration": 0,
+        "config": {},
+        "models": models,
+    }
+    return save_checkpoint(state, new_path)

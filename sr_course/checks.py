@@ -151,7 +151,119 @@ def check_imresize() -> None:
     print("imresize: OK (MATLAB bicubic)")
 
 
+def check_losses() -> None:
+    """pixel_mse, VGGContentLoss and the adversarial losses against hand-computed values."""
+    import math
+
+    from .losses import VGGContentLoss, discriminator_loss, generator_adversarial_loss, pixel_mse
+
+    try:
+        mse = pixel_mse(torch.zeros(1, 3, 2, 2), torch.full((1, 3, 2, 2), 0.5)).item()
+        sr = torch.zeros(1, 3, 4, 4, requires_grad=True)
+        hr = torch.ones(1, 3, 4, 4, requires_grad=True)
+        vgg_loss = VGGContentLoss(torch.nn.Identity(), rescale=0.5)(sr, hr)
+        g_adv = generator_adversarial_loss(torch.zeros(2, 1)).item()
+        d_loss = discriminator_loss(
+            torch.tensor([[2.0]]), torch.tensor([[-1.0]]), label_smoothing=0.1
+        ).item()
+    except NotImplementedError as err:
+        raise _not_implemented("a loss", err) from None
+    _expect(
+        abs(mse - 0.25) < 1e-7, f"pixel_mse of 0 vs 0.5 everywhere should be 0.25, got {mse:.6g}"
+    )
+    _expect(
+        abs(vgg_loss.item() - 0.25) < 1e-7,
+        f"VGGContentLoss(identity, rescale=0.5) of 0 vs 1 should be 0.25 (features x rescale, then MSE), got {vgg_loss.item():.6g}",
+    )
+    vgg_loss.backward()
+    _expect(
+        hr.grad is None,
+        "VGGContentLoss must not send gradients into the HR image: compute its features under torch.no_grad()",
+    )
+    _expect(
+        abs(g_adv - math.log(2)) < 1e-6,
+        f"generator_adversarial_loss(logit 0) should be log 2 = 0.6931, got {g_adv:.4f}: BCE with logits against ones",
+    )
+    expected = (
+        0.9 * math.log1p(math.exp(-2))
+        + 0.1 * (2 + math.log1p(math.exp(-2)))
+        + math.log1p(math.exp(-1))
+    )
+    _expect(
+        abs(d_loss - expected) < 1e-5,
+        f"discriminator_loss(real 2, fake -1, smoothing 0.1) should be {expected:.4f}, got {d_loss:.4f}: real targets 1 - smoothing, fake targets 0, sum of the two means",
+    )
+    print("Losses: OK")
+
+
+def check_srgan_step() -> None:
+    """One SRGAN step on tiny networks: both networks learn, D is not trained by the G step."""
+    from types import SimpleNamespace
+
+    from easydict import EasyDict
+
+    from .losses import pixel_mse
+    from .models import Discriminator, Generator
+    from .solver import srgan_step
+
+    torch.manual_seed(0)
+    g, d = Generator(n_channels=8, n_blocks=1), Discriminator(n_channels=8, fc_size=16)
+    t = SimpleNamespace(
+        G=g,
+        D=d,
+        D_raw=d,
+        content_loss=pixel_mse,
+        cfg=EasyDict(srgan={"adv_weight": 1e-3, "label_smoothing": 0.0}),
+        opt_g=torch.optim.Adam(g.parameters(), 1e-3),
+        opt_d=torch.optim.Adam(d.parameters(), 1e-3),
+        scaler_g=torch.amp.GradScaler("cuda", enabled=False),
+        scaler_d=torch.amp.GradScaler("cuda", enabled=False),
+        autocast=lambda: torch.autocast("cpu", enabled=False),
+    )
+    g0 = [p.detach().clone() for p in g.parameters()]
+    d0 = [p.detach().clone() for p in d.parameters()]
+    lr, hr = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 32, 32) * 2 - 1
+    try:
+        out = srgan_step(t, lr, hr, update_generator=True)
+    except NotImplementedError as err:
+        raise _not_implemented("the SRGAN step", err) from None
+    _expect(
+        set(out) == {"content", "adversarial", "discriminator"},
+        f"srgan_step should return content, adversarial and discriminator losses, got {sorted(out)}",
+    )
+    _expect(
+        all(torch.isfinite(v) for v in out.values()),
+        f"srgan_step returned non-finite losses: {out}",
+    )
+    _expect(
+        any(not torch.equal(a, b) for a, b in zip(g0, g.parameters())),
+        "the generator did not change: step t.opt_g",
+    )
+    _expect(
+        any(not torch.equal(a, b) for a, b in zip(d0, d.parameters())),
+        "the discriminator did not change: step t.opt_d",
+    )
+    _expect(
+        all(p.requires_grad for p in d.parameters()),
+        "the discriminator's parameters must be trainable again after the G step (use `with frozen(t.D_raw):`)",
+    )
+    out = srgan_step(t, lr, hr, update_generator=False)
+    _expect(
+        set(out) == {"discriminator"},
+        f"with update_generator=False only the discriminator loss is returned, got {sorted(out)}",
+    )
+    print("SRGAN step: OK")
+
+
 def run_all() -> None:
     """Every check, in course order."""
-    for check in (check_blocks, check_srresnet, check_discriminator, check_vgg, check_imresize):
+    for check in (
+        check_blocks,
+        check_srresnet,
+        check_discriminator,
+        check_vgg,
+        check_losses,
+        check_srgan_step,
+        check_imresize,
+    ):
         check()

@@ -47,7 +47,7 @@ _BASE = {
         "val_images": 5,
         "cache_dir": None,  # decoded training images (.npy); default <data_root>/cache
     },
-    "srresnet": {"batch_size": 16, "lr": 1e-4, "epochs": 200},
+    "srresnet": {"batch_size": 16, "lr": 1e-4, "epochs": 200, "lr_decay_at": None},
     "srgan": {
         "mode": "paper",  # 'paper': G starts from a trained SRResNet; 'baseline': from scratch
         "srresnet_checkpoint": None,  # for mode 'paper'; default <runs_dir>/srresnet/best.pt
@@ -67,6 +67,7 @@ _BASE = {
         "compile": False,  # torch.compile the networks (first iterations are slow)
         "deterministic": False,  # deterministic kernels: exact resume, slower
         "checkpoint_every": 1000,  # iterations between mid-epoch checkpoints (0: epoch ends only)
+        "sync_bn": False,  # SyncBatchNorm across GPUs under torchrun
         "log_every": 100,  # iterations between loss log entries
         "max_iterations": None,  # stop early after this many iterations in total (tests, quick looks)
     },

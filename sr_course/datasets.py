@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import csv
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,7 +35,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .utils import convert_image
+from .utils import atomic_write, convert_image
 
 SPLITS = {
     "DIV2K_train": ("DIV2K/DIV2K_train_HR", "DIV2K/DIV2K_train_LR_bicubic/X4"),
@@ -101,16 +100,8 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 
 def write_png(arr: np.ndarray, path: str | os.PathLike) -> None:
     """Write a uint8 (H, W[, 3]) array as PNG atomically (temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        Image.fromarray(arr).save(tmp, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f:
+        Image.fromarray(arr).save(f, format="PNG")
 
 
 def crop_to_multiple(img: np.ndarray, scale: int = 4) -> np.ndarray:
@@ -245,13 +236,10 @@ def create_data_lists(
             )
         if not rows:
             raise DataError(f"{split}: no usable image pairs in {hr_dir}\n{summary}")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".csv", dir=out.parent)
-        with os.fdopen(fd, "w", newline="") as f:
+        with atomic_write(out, "w") as f:
             writer = csv.DictWriter(f, fieldnames=LIST_FIELDS)
             writer.writeheader()
             writer.writerows(rows)
-        os.replace(tmp, out)
         summary.written = out
         summaries.append(summary)
         if verbose:
@@ -301,8 +289,8 @@ class SRDataset(torch.utils.data.Dataset):
 
     split "train": the splits in config.data.train_splits; item i is a random aligned crop pair
         (lr (3, c/s, c/s) in [0, 1], hr (3, c, c) in [-1, 1]), c = config.data.crop_size, with a random
-        flip/90-degree rotation; len = images x config.data.patches_per_image. Call set_epoch(e) each
-        epoch (the solver does) for new crops.
+        flip/90-degree rotation; len = images x config.data.patches_per_image. Each epoch draws new
+        crops: call set_epoch(e), or pass index + e * len (what EpochSampler(epoch_in_index=True) yields).
     a test split (Set5, Set14, B100, Urban100, DIV2K_valid, Sample, ...): item i is the whole image
         (lr (3, h, w) in [0, 1], hr (3, s*h, s*w) in [-1, 1], name); gray images are repeated to 3
         channels (`is_gray(i)` tells; metrics then use the gray values as Y).
@@ -368,11 +356,8 @@ class SRDataset(torch.utils.data.Dataset):
             path = self.cache_dir / self.row_split[i] / f"{Path(row['hr']).stem}.{which}.npy"
             if not path.exists():
                 img = _as_rgb(self.hr_uint8(i) if which == "hr" else self.lr_uint8(i))
-                path.parent.mkdir(parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npy", dir=path.parent)
-                with os.fdopen(fd, "wb") as f:
+                with atomic_write(path) as f:  # workers may race here: both write the same bytes
                     np.save(f, np.ascontiguousarray(img))
-                os.replace(tmp, path)  # concurrent workers may race here: both write the same bytes
             arr = np.load(path, mmap_mode="r")
             self._arrays[key] = arr
         return arr
@@ -385,8 +370,9 @@ class SRDataset(torch.utils.data.Dataset):
                 convert_image(_to_tensor(hr), "[0,255]", "[-1,1]"),
                 self.name(index),
             )
+        epoch, index = divmod(index, len(self)) if index >= len(self) else (self.epoch, index)
         i = index % len(self.rows)
-        rng = np.random.default_rng((self.seed, self.epoch, index))
+        rng = np.random.default_rng((self.seed, epoch, index))
         lr_full, hr_full = self._array(i, "lr"), self._array(i, "hr")
         c = self.crop // self.scale
         y = int(rng.integers(0, lr_full.shape[0] - c + 1))
@@ -409,13 +395,22 @@ class EpochSampler(torch.utils.data.Sampler):
 
     The order of epoch e is a permutation seeded by (seed, e); rank r of w takes every w-th index
     (padded so all ranks get the same count). set_epoch(e, start) skips the first `start` samples
-    of this rank, which the resumed run has already consumed.
+    of this rank, which the resumed run has already consumed. With epoch_in_index=True the indices
+    carry the epoch (index + e * length, which SRDataset understands), so DataLoader workers that
+    persist across epochs still draw each epoch's own crops.
     """
 
     def __init__(
-        self, length: int, seed: int = 0, shuffle: bool = True, rank: int = 0, world_size: int = 1
+        self,
+        length: int,
+        seed: int = 0,
+        shuffle: bool = True,
+        rank: int = 0,
+        world_size: int = 1,
+        epoch_in_index: bool = False,
     ):
         self.length, self.seed, self.shuffle = length, seed, shuffle
+        self.epoch_in_index = epoch_in_index
         self.rank, self.world_size = rank, world_size
         self.per_rank = -(-length // world_size)
         self.epoch, self.start = 0, 0
@@ -430,7 +425,8 @@ class EpochSampler(torch.utils.data.Sampler):
         else:
             order = list(range(self.length))
         order += order[: self.per_rank * self.world_size - self.length]  # pad to divide evenly
-        return order[self.rank :: self.world_size]
+        offset = self.epoch * self.length if self.epoch_in_index else 0
+        return [i + offset for i in order[self.rank :: self.world_size]]
 
     def __iter__(self):
         return iter(self._order()[self.start :])

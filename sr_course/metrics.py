@@ -147,16 +147,12 @@ def ssim(sr: np.ndarray, hr: np.ndarray, crop_border: int = 4, y_channel: bool =
     )
 
 
-def to_uint8_image(x: torch.Tensor) -> np.ndarray:
-    """A (3, H, W) tensor in [0, 255] -> uint8 (H, W, 3), rounded half up and clipped (a saved PNG)."""
-    return (
-        torch.floor(x.detach().double() + 0.5)
-        .clamp_(0, 255)
-        .to(torch.uint8)
-        .permute(1, 2, 0)
-        .cpu()
-        .numpy()
-    )
+def score_sr(sr: np.ndarray, hr: np.ndarray, scale: int = 4) -> tuple[float, float]:
+    """(PSNR, SSIM) of a uint8 (H, W, 3) SR image against its HR under the protocol (Y, `scale` border).
 
-
-__all__ = ["rgb_to_y", "psnr", "ssim", "psnr_torch", "ssim_torch", "to_uint8_image"]
+    A gray HR (H, W) is compared with the SR's gray values (the rounded mean of its three channels,
+    the inverse of repeating the gray LR to RGB), as the protocol uses gray values as Y.
+    """
+    if hr.ndim == 2 and sr.ndim == 3:
+        sr = np.floor(sr.astype(np.float64).mean(axis=2) + 0.5).astype(np.uint8)
+    return psnr(sr, hr, crop_border=scale), ssim(sr, hr, crop_border=scale)

@@ -14,8 +14,11 @@ Tensors are (3, H, W) for one image or (N, 3, H, W) for a batch.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -172,3 +175,27 @@ class AverageMeter:
 
     def __repr__(self) -> str:
         return f"AverageMeter(val={self.val:.4g}, avg={self.avg:.4g}, count={self.count})"
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "wb"):
+    """Open a temporary file beside `path` for writing; on success fsync it and rename it to `path`.
+
+    A crash or kill at any moment leaves either the old file or the new one, never half a file.
+        with atomic_write("x.pt") as f: torch.save(state, f)
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"newline": ""})) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,126 @@
+"""Super-resolve whole images, tiled when they are too big for the memory at hand.
+
+    super_resolve(model, lr, tile=None) -> uint8 (s*H, s*W, 3) RGB
+
+`model` maps (N, 3, h, w) in [0, 1] to (N, 3, s*h, s*w) in [-1, 1] (SRResNet, Generator, ...).
+Tiling: the output is cut into tiles of `tile` x `tile` LR pixels; each is computed from an LR crop
+with `overlap` extra pixels on every side (clamped at the image border) and only its centre is kept,
+so tile seams see the same context as the untiled network up to `overlap` pixels away.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .utils import convert_image
+
+DEFAULT_TILE = 128
+DEFAULT_OVERLAP = 24
+# Above this estimated activation memory, CPU inference is tiled automatically.
+CPU_AUTO_TILE_BYTES = 1 << 30
+
+
+def _lr_tensor(lr) -> torch.Tensor:
+    """PIL image or uint8 (H, W, 3) / (H, W) array -> (1, 3, H, W) float in [0, 1]."""
+    if isinstance(lr, Image.Image):
+        lr = np.asarray(lr.convert("RGB"))
+    if not isinstance(lr, np.ndarray) or lr.dtype != np.uint8:
+        raise TypeError(
+            f"super_resolve: lr must be a PIL image or a uint8 numpy array, got "
+            f"{type(lr).__name__}{'' if not isinstance(lr, np.ndarray) else ' of ' + str(lr.dtype)}"
+        )
+    if lr.ndim == 2:
+        lr = np.repeat(lr[:, :, None], 3, axis=2)
+    if lr.ndim != 3 or lr.shape[2] != 3:
+        raise ValueError(
+            f"super_resolve: lr must be (H, W, 3) RGB or (H, W) gray, got shape {lr.shape}"
+        )
+    x = torch.from_numpy(np.ascontiguousarray(lr.transpose(2, 0, 1))).float()[None]
+    return convert_image(x, "[0,255]", "[0,1]")
+
+
+def _scale_of(model) -> int:
+    return int(getattr(model, "scaling_factor", 4))
+
+
+def _estimated_bytes(model, h: int, w: int) -> int:
+    """Rough peak activation memory of one forward pass: a few feature maps at the output size."""
+    channels = max(
+        (m.out_channels for m in model.modules() if isinstance(m, torch.nn.Conv2d)), default=64
+    )
+    s = _scale_of(model)
+    return 4 * 3 * channels * h * w * s * s // 4
+
+
+@torch.no_grad()
+def _forward_tiled(model, x: torch.Tensor, tile: int, overlap: int) -> torch.Tensor:
+    s = _scale_of(model)
+    _, _, h, w = x.shape
+    out = None
+    for top in range(0, h, tile):
+        for left in range(0, w, tile):
+            bottom, right = min(h, top + tile), min(w, left + tile)
+            t0, l0 = max(0, top - overlap), max(0, left - overlap)
+            t1, l1 = min(h, bottom + overlap), min(w, right + overlap)
+            y = model(x[:, :, t0:t1, l0:l1])
+            if out is None:
+                out = torch.empty(
+                    (x.shape[0], y.shape[1], h * s, w * s), dtype=y.dtype, device=y.device
+                )
+            out[:, :, top * s : bottom * s, left * s : right * s] = y[
+                :, :, (top - t0) * s : (bottom - t0) * s, (left - l0) * s : (right - l0) * s
+            ]
+    return out
+
+
+@torch.no_grad()
+def super_resolve_tensor(
+    model, x: torch.Tensor, tile: int | None = None, overlap: int = DEFAULT_OVERLAP
+) -> torch.Tensor:
+    """(N, 3, h, w) in [0, 1] on any device -> (N, 3, s*h, s*w) in [-1, 1] on the model's device.
+
+    tile=None: untiled, unless it does not fit (CUDA out of memory, or a CPU estimate above 1 GiB),
+    then tiles of 128, halved until they fit. tile=k: tiles of k x k LR pixels.
+    """
+    device = next(model.parameters()).device
+    x = x.to(device)
+    if tile is None:
+        if device.type == "cpu" and _estimated_bytes(model, *x.shape[-2:]) > CPU_AUTO_TILE_BYTES:
+            tile = DEFAULT_TILE
+        else:
+            try:
+                return model(x)
+            except torch.OutOfMemoryError:
+                torch.cuda.empty_cache()
+                tile = DEFAULT_TILE
+    while True:
+        try:
+            return _forward_tiled(model, x, tile, overlap)
+        except torch.OutOfMemoryError:
+            if tile <= 16:
+                raise
+            torch.cuda.empty_cache()
+            tile //= 2
+
+
+def to_uint8(sr: torch.Tensor) -> np.ndarray:
+    """(3, H, W) or (1, 3, H, W) in [-1, 1] -> uint8 (H, W, 3), rounded as a saved PNG would be."""
+    if sr.dim() == 4:
+        sr = sr[0]
+    x = convert_image(sr.float(), "[-1,1]", "[0,255]")
+    return torch.floor(x + 0.5).clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+
+
+def super_resolve(model, lr, tile: int | None = None, overlap: int = DEFAULT_OVERLAP) -> np.ndarray:
+    """Super-resolve one image: PIL image or uint8 (H, W, 3) / (H, W) array -> uint8 (s*H, s*W, 3) RGB.
+
+    The model is put in eval mode for the call (and put back). See super_resolve_tensor for tiling.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        return to_uint8(super_resolve_tensor(model, _lr_tensor(lr), tile, overlap))
+    finally:
+        model.train(was_training)

@@ -1,0 +1,615 @@
+"""Training SRResNet (pixel MSE) and SRGAN (VGG content + adversarial), resumable, fast, distributed.
+
+Read top to bottom:
+    srresnet_step / srgan_step         one optimisation step (the GAN step is a student TODO)
+    train_srresnet_epoch / train_srgan_epoch    one epoch each, as the course's solver
+    Trainer                            builds everything from a config; resume, checkpoints,
+                                       validation, logging, the NaN guard, DDP; fit() is the epoch loop
+
+Exact resume: a checkpoint holds the weights, optimiser/scheduler/grad-scaler states, RNG states, the
+epoch and how many batches of it are done. Training samples are a pure function of (seed, epoch,
+index) and the sampler can start mid-epoch, so a run killed at any point and resumed from its last
+checkpoint ends with the same weights as an uninterrupted run (CPU, deterministic settings).
+
+GPU speed: bf16 autocast where supported (fp16 + GradScaler otherwise), channels_last, optional
+torch.compile, pinned memory with non-blocking copies, and no host synchronisation per iteration:
+losses are summed on the device and read only every `log_every` iterations (or at a checkpoint).
+
+Several GPUs: `torchrun --nproc_per_node=N -m sr_course train-srresnet ...` runs DistributedDataParallel
+with one shard of every epoch per process; rank 0 writes checkpoints and logs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .config import to_plain_dict
+from .datasets import EpochSampler, SRDataset
+from .losses import VGGContentLoss, discriminator_loss, generator_adversarial_loss, pixel_mse
+from .models import Discriminator, Generator, TruncatedVGG19, count_parameters
+from .utils import get_device, seed_everything
+
+STAGES = ("srresnet", "srgan")
+
+
+class DivergenceError(RuntimeError):
+    """The loss became NaN or infinite; the message says where and what to try."""
+
+
+# --- steps and epochs ------------------------------------------------------------------------------
+
+
+def srresnet_step(t: Trainer, lr: torch.Tensor, hr: torch.Tensor) -> dict[str, torch.Tensor]:
+    """One SRResNet step: lr (N, 3, h, w) in [0, 1], hr (N, 3, 4h, 4w) in [-1, 1]."""
+    with t.autocast():
+        sr = t.G(lr)
+    loss = pixel_mse(sr.float(), hr)
+    t.opt_g.zero_grad(set_to_none=True)
+    t.scaler_g.scale(loss).backward()
+    t.scaler_g.step(t.opt_g)
+    t.scaler_g.update()
+    return {"loss": loss.detach()}
+
+
+@contextlib.contextmanager
+def frozen(module: nn.Module):
+    """No parameter gradients for `module` inside the block (the G step must not train D)."""
+    flags = [p.requires_grad for p in module.parameters()]
+    for p in module.parameters():
+        p.requires_grad_(False)
+    try:
+        yield module
+    finally:
+        for p, flag in zip(module.parameters(), flags):
+            p.requires_grad_(flag)
+
+
+def srgan_step(
+    t: Trainer, lr: torch.Tensor, hr: torch.Tensor, update_generator: bool = True
+) -> dict[str, torch.Tensor]:
+    """One SRGAN step: a generator update (when update_generator), then a discriminator update.
+
+    lr (N, 3, h, w) in [0, 1], hr (N, 3, 4h, 4w) in [-1, 1]. Available on t: t.G, t.D (what to call
+    for the discriminator's own update), t.D_raw (the same network without DDP, for the G step),
+    t.content_loss(sr, hr), t.cfg.srgan.adv_weight, t.cfg.srgan.label_smoothing, t.opt_g, t.opt_d,
+    t.scaler_g, t.scaler_d, t.autocast().
+    """
+    s = t.cfg.srgan
+    # TODO [SRGAN step]: one generator update and one discriminator update.
+    #   1. sr = G(lr) (under t.autocast(); without gradients when not update_generator).
+    #   2. If update_generator: with frozen(t.D_raw): content = t.content_loss(sr, hr) and
+    #      adversarial = generator_adversarial_loss(t.D_raw(sr)); the perceptual loss is
+    #      content + s.adv_weight * adversarial (Eq. 3). Zero G's gradients, backward through
+    #      t.scaler_g.scale(...), t.scaler_g.step(t.opt_g), t.scaler_g.update().
+    #   3. Discriminator: d_loss = discriminator_loss(t.D(hr), t.D(sr.detach()), s.label_smoothing);
+    #      zero D's gradients, backward and step with t.scaler_d / t.opt_d.
+    #   Return {"content": ..., "adversarial": ..., "discriminator": ...} as detached tensors
+    #   (content/adversarial only when the generator was updated).
+    #   Paper: Sec. 2.1 (Eq. 2, the min-max game), Sec. 2.2 (Eq. 3), Sec. 3.2 (training details).
+    #   Self-check: checks.check_srgan_step() prints "SRGAN step: OK".
+    # BEGIN SOLUTION
+    out = {}
+    if update_generator:
+        with t.autocast():
+            sr = t.G(lr)
+        with frozen(t.D_raw), t.autocast():
+            content = t.content_loss(sr.float(), hr)
+            adversarial = generator_adversarial_loss(t.D_raw(sr).float())
+        g_loss = content + s.adv_weight * adversarial
+        t.opt_g.zero_grad(set_to_none=True)
+        t.scaler_g.scale(g_loss).backward()
+        t.scaler_g.step(t.opt_g)
+        t.scaler_g.update()
+        out = {"content": content.detach(), "adversarial": adversarial.detach()}
+    else:
+        with torch.no_grad(), t.autocast():
+            sr = t.G(lr)
+    with t.autocast():
+        real_logits, fake_logits = t.D(hr), t.D(sr.detach())
+    d_loss = discriminator_loss(real_logits.float(), fake_logits.float(), s.label_smoothing)
+    t.opt_d.zero_grad(set_to_none=True)
+    t.scaler_d.scale(d_loss).backward()
+    t.scaler_d.step(t.opt_d)
+    t.scaler_d.update()
+    out["discriminator"] = d_loss.detach()
+    return out
+    # END SOLUTION
+
+
+def train_srresnet_epoch(t: Trainer) -> None:
+    """One epoch of SRResNet training (from where the epoch was left off, when resuming)."""
+    t.G.train()
+    for lr, hr in t.epoch_batches():
+        t.end_step(srresnet_step(t, lr, hr))
+
+
+def train_srgan_epoch(t: Trainer) -> None:
+    """One epoch of SRGAN training: every batch updates D; every d_steps-th batch also updates G."""
+    t.G.train()
+    t.D.train()
+    d_steps = max(1, int(t.cfg.srgan.d_steps))
+    for lr, hr in t.epoch_batches():
+        t.end_step(srgan_step(t, lr, hr, update_generator=t.iteration % d_steps == 0))
+
+
+# --- the trainer ---------------------------------------------------------------------------------
+
+
+def _distributed_setup(device_name: str | None):
+    """(rank, world_size, device); initialises the process group under torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, get_device(device_name)
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = torch.cuda.is_available() and device_name not in ("cpu",)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    if use_cuda:
+        torch.cuda.set_device(local)
+        return rank, world, torch.device("cuda", local)
+    return rank, world, torch.device("cpu")
+
+
+def _in_notebook() -> bool:
+    try:
+        from IPython import get_ipython
+
+        return get_ipython() is not None and "IPKernelApp" in get_ipython().config
+    except Exception:
+        return False
+
+
+def _rng_state() -> dict:
+    np_state = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": (np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+    torch.set_rng_state(state["torch"])
+    if (
+        "cuda" in state
+        and torch.cuda.is_available()
+        and len(state["cuda"]) == torch.cuda.device_count()
+    ):
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class Trainer:
+    """Everything one training run needs, built from a config.
+
+    stage: 'srresnet' or 'srgan'. out_dir: where last.pt / best.pt go (default <runs_dir>/<stage>).
+    resume: None (refuse to overwrite an existing last.pt), 'auto' (continue from out_dir/last.pt
+    when it exists), or a checkpoint path. on_log(trainer, record) is called at every log point
+    (notebooks draw live loss plots with it).
+    """
+
+    def __init__(
+        self,
+        config,
+        stage: str = "srresnet",
+        out_dir=None,
+        resume=None,
+        on_log=None,
+        progress: bool | None = None,
+    ):
+        if stage not in STAGES:
+            raise ValueError(f"unknown stage {stage!r}; choose one of {', '.join(STAGES)}")
+        self.cfg, self.stage, self.recipe = config, stage, config[stage]
+        self.rank, self.world_size, self.device = _distributed_setup(config.device)
+        self.is_main = self.rank == 0
+        self.out_dir = Path(out_dir) if out_dir else Path(config.runs_dir) / stage
+        self.on_log = on_log
+        self.progress = progress
+        tcfg = config.train
+        seed_everything(config.seed, deterministic=tcfg.deterministic)
+        cuda = self.device.type == "cuda"
+
+        # Mixed precision (CUDA only): bf16 where the GPU has it, else fp16 with loss scaling.
+        self.amp_dtype = None
+        if tcfg.amp and cuda:
+            self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        scaling = self.amp_dtype == torch.float16
+        self.scaler_g = torch.amp.GradScaler("cuda", enabled=scaling)
+        self.scaler_d = torch.amp.GradScaler("cuda", enabled=scaling)
+        self.memory_format = (
+            torch.channels_last if (tcfg.channels_last and cuda) else torch.contiguous_format
+        )
+
+        # Data: each rank reads its own shard of every epoch.
+        self.dataset = SRDataset("train", config)
+        self.sampler = EpochSampler(
+            len(self.dataset), config.seed, True, self.rank, self.world_size, epoch_in_index=True
+        )
+        workers = int(config.data.num_workers)
+        self.loader = torch.utils.data.DataLoader(
+            self.dataset,
+            batch_size=int(self.recipe.batch_size),
+            sampler=self.sampler,
+            num_workers=workers,
+            pin_memory=cuda,
+            drop_last=True,
+            persistent_workers=workers > 0,
+        )
+        if len(self.loader) == 0:
+            raise ValueError(
+                f"{stage}.batch_size={self.recipe.batch_size} is larger than the {len(self.sampler)} training "
+                "samples per epoch; lower the batch size or raise data.patches_per_image"
+            )
+
+        # Networks and optimisers.
+        self.G_raw = Generator(**config.G).to(self.device, memory_format=self.memory_format)
+        self.opt_g = torch.optim.Adam(self.G_raw.parameters(), lr=self.recipe.lr)
+        self.iterations_per_epoch = len(self.loader)
+        planned = int(self.recipe.epochs) * self.iterations_per_epoch
+        # max_iterations stops a run early; the schedule still follows the planned length.
+        self.total_iterations = min(planned, int(tcfg.max_iterations or planned))
+        milestones = []
+        if self.recipe.get("lr_decay_at"):
+            milestones = [max(1, int(self.recipe.lr_decay_at * planned))]
+        self.sched_g = torch.optim.lr_scheduler.MultiStepLR(self.opt_g, milestones, gamma=0.1)
+        self.D_raw = self.opt_d = self.sched_d = None
+        if stage == "srgan":
+            self.D_raw = Discriminator(**config.D).to(self.device, memory_format=self.memory_format)
+            self.opt_d = torch.optim.Adam(self.D_raw.parameters(), lr=self.recipe.lr)
+            self.sched_d = torch.optim.lr_scheduler.MultiStepLR(self.opt_d, milestones, gamma=0.1)
+            if config.srgan.content_loss == "vgg":
+                vgg = TruncatedVGG19(config.vgg.i, config.vgg.j, config.vgg.weights).to(
+                    self.device, memory_format=self.memory_format
+                )
+                self.content_loss = VGGContentLoss(vgg, config.srgan.vgg_rescale)
+            elif config.srgan.content_loss == "mse":
+                self.content_loss = pixel_mse
+            else:
+                raise ValueError(
+                    f"srgan.content_loss must be 'vgg' or 'mse', got {config.srgan.content_loss!r}"
+                )
+
+        # Progress counters and history (all restored on resume).
+        self.epoch = 0  # epochs completed
+        self.batch_in_epoch = 0  # batches of the current epoch completed
+        self.iteration = 0
+        self.history: dict[str, list] = {"train": [], "val": []}
+        self.best_psnr = -math.inf
+        self.last_saved_iteration = None
+        self._sums: dict[str, torch.Tensor] = {}
+        self._count = 0
+        self._nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
+        self._t_log = time.perf_counter()
+        self._bar = None
+
+        self.resumed_from = self._resume(resume) if resume else None
+        if resume is None and (self.out_dir / "last.pt").exists():
+            raise FileExistsError(
+                f"{self.out_dir / 'last.pt'} exists: pass --resume to continue that run "
+                "(resume='auto' in Python), or choose another --out"
+            )
+        if stage == "srgan" and self.resumed_from is None:
+            self._initialise_generator()
+
+        # Wrappers last, so checkpoints always hold the plain modules' state_dicts.
+        self.G, self.D = self.G_raw, self.D_raw
+        if self.world_size > 1:
+            if tcfg.sync_bn:
+                self.G_raw = nn.SyncBatchNorm.convert_sync_batchnorm(self.G_raw)
+            ids = [self.device.index] if cuda else None
+            self.G = nn.parallel.DistributedDataParallel(self.G_raw, device_ids=ids)
+            if self.D_raw is not None:
+                self.D = nn.parallel.DistributedDataParallel(self.D_raw, device_ids=ids)
+        if tcfg.compile:
+            self.G = torch.compile(self.G)
+            if self.D is not None:
+                self.D = torch.compile(self.D)
+
+    # -- setup helpers --
+
+    def _initialise_generator(self) -> None:
+        mode = self.cfg.srgan.mode
+        if mode == "baseline":
+            self.log(
+                "SRGAN mode 'baseline': generator and discriminator trained together from scratch"
+            )
+            return
+        if mode != "paper":
+            raise ValueError(f"srgan.mode must be 'paper' or 'baseline', got {mode!r}")
+        path = (
+            self.cfg.srgan.srresnet_checkpoint or Path(self.cfg.runs_dir) / "srresnet" / "best.pt"
+        )
+        if (
+            not Path(path).exists()
+            and Path(path).name == "best.pt"
+            and Path(path).with_name("last.pt").exists()
+        ):
+            path = Path(path).with_name("last.pt")
+        if not Path(path).exists():
+            raise CheckpointError(
+                f"SRGAN mode 'paper' starts from a trained SRResNet, but {path} does not exist: train it first "
+                "(python -m sr_course train-srresnet), set srgan.srresnet_checkpoint=PATH, or use srgan.mode=baseline"
+            )
+        info = self.G_raw.initialize_with_srresnet(path) if self.is_main else None
+        if not self.is_main:
+            self.G_raw.load_state_dict(load_checkpoint(path)["models"]["generator"])
+        self.init_info = info
+
+    def _resume(self, resume) -> str | None:
+        path = self.out_dir / "last.pt" if resume in ("auto", True) else Path(resume)
+        if not path.exists():
+            if resume in ("auto", True):
+                return None
+            raise CheckpointError(f"cannot resume: checkpoint {path} does not exist")
+        state = load_checkpoint(path, map_location=self.device)
+        if state.get("stage") != self.stage:
+            raise CheckpointError(
+                f"{path} is a {state.get('stage')!r} checkpoint; this run trains {self.stage!r}"
+            )
+        try:
+            self.G_raw.load_state_dict(state["models"]["generator"])
+            if self.D_raw is not None:
+                self.D_raw.load_state_dict(state["models"]["discriminator"])
+        except (RuntimeError, KeyError) as err:
+            raise CheckpointError(
+                f"{path} does not fit this configuration ({str(err).splitlines()[0]}); the run was made with "
+                f"G={state['config'].get('G')} D={state['config'].get('D')}. Resume with the same settings or "
+                "start a new run with another --out"
+            ) from None
+        self.opt_g.load_state_dict(state["optimizers"]["generator"])
+        self.sched_g.load_state_dict(state["schedulers"]["generator"])
+        self.scaler_g.load_state_dict(state["scalers"]["generator"])
+        if self.D_raw is not None:
+            self.opt_d.load_state_dict(state["optimizers"]["discriminator"])
+            self.sched_d.load_state_dict(state["schedulers"]["discriminator"])
+            self.scaler_d.load_state_dict(state["scalers"]["discriminator"])
+        self.epoch, self.batch_in_epoch, self.iteration = (
+            state["epoch"],
+            state["batch_in_epoch"],
+            state["iteration"],
+        )
+        self.history, self.best_psnr = state["history"], state["best_psnr"]
+        _set_rng_state(state["rng"])
+        self.last_saved_iteration = self.iteration
+        self.log(
+            f"resumed from {path} (epoch {self.epoch}, batch {self.batch_in_epoch}, iteration {self.iteration})"
+        )
+        return str(path)
+
+    # -- helpers used by the steps and epochs --
+
+    def autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type="cuda", dtype=self.amp_dtype)
+
+    def epoch_batches(self):
+        """This rank's batches of the current epoch, from where it was left off, on the device."""
+        batch = int(self.recipe.batch_size)
+        self.sampler.set_epoch(self.epoch, start=self.batch_in_epoch * batch)
+        for lr, hr in self.loader:
+            if self.iteration >= self.total_iterations:
+                return
+            yield (
+                lr.to(self.device, non_blocking=True, memory_format=self.memory_format),
+                hr.to(self.device, non_blocking=True, memory_format=self.memory_format),
+            )
+
+    def end_step(self, losses: dict[str, torch.Tensor]) -> None:
+        """Book-keeping after each optimiser step: counters, schedules, device-side loss sums,
+        and (every few iterations) logging, the NaN check and mid-epoch checkpoints."""
+        self.iteration += 1
+        self.batch_in_epoch += 1
+        self.sched_g.step()
+        if self.sched_d is not None:
+            self.sched_d.step()
+        for name, value in losses.items():
+            value = value.float()
+            self._sums[name] = self._sums.get(name, 0) + value
+            self._nonfinite |= ~torch.isfinite(value)
+        self._count += 1
+        if self._bar is not None:
+            self._bar.update(1)
+        tcfg = self.cfg.train
+        if tcfg.log_every and self.iteration % tcfg.log_every == 0:
+            self._log_losses()
+        if tcfg.checkpoint_every and self.iteration % tcfg.checkpoint_every == 0:
+            self.save()
+
+    def _check_finite(self) -> None:
+        if bool(self._nonfinite):  # one host sync, only here
+            last = self.out_dir / "last.pt"
+            kept = (
+                f"the last good checkpoint {last} (iteration {self.last_saved_iteration}) is intact"
+                if last.exists()
+                else "no checkpoint was written"
+            )
+            raise DivergenceError(
+                f"{self.stage}: the loss became NaN or infinite by iteration {self.iteration}; {kept}. "
+                f"Lower the learning rate ({self.stage}.lr={self.recipe.lr:g} now) or turn off mixed precision "
+                "(train.amp=False), then resume."
+            )
+
+    def _log_losses(self) -> None:
+        if not self._count:
+            return
+        self._check_finite()
+        sums = {k: v for k, v in self._sums.items()}
+        if self.world_size > 1:
+            for v in sums.values():
+                dist.all_reduce(v)
+        record = {
+            "iteration": self.iteration,
+            "epoch": self.epoch,
+            "lr": self.opt_g.param_groups[0]["lr"],
+        }
+        record.update({k: float(v) / (self._count * self.world_size) for k, v in sums.items()})
+        now = time.perf_counter()
+        record["it_per_s"] = self._count / max(now - self._t_log, 1e-9)
+        self._t_log = now
+        self._sums, self._count = {}, 0
+        if self.is_main:
+            self.history["train"].append(record)
+            if self.on_log:
+                self.on_log(self, record)
+            if not self._bar:
+                losses = " ".join(f"{k} {record[k]:.4g}" for k in sums)
+                self.log(
+                    f"[{self.stage}] epoch {self.epoch + 1} it {self.iteration}/{self.total_iterations} {losses} ({record['it_per_s']:.2f} it/s)"
+                )
+            else:
+                self._bar.set_postfix({k: f"{record[k]:.4g}" for k in sums}, refresh=False)
+
+    # -- checkpoints, validation, logging --
+
+    def state_dict(self) -> dict:
+        models = {"generator": self.G_raw.state_dict()}
+        optimizers = {"generator": self.opt_g.state_dict()}
+        schedulers = {"generator": self.sched_g.state_dict()}
+        scalers = {"generator": self.scaler_g.state_dict()}
+        if self.D_raw is not None:
+            models["discriminator"] = self.D_raw.state_dict()
+            optimizers["discriminator"] = self.opt_d.state_dict()
+            schedulers["discriminator"] = self.sched_d.state_dict()
+            scalers["discriminator"] = self.scaler_d.state_dict()
+        return {
+            "stage": self.stage,
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "iteration": self.iteration,
+            "config": to_plain_dict(self.cfg),
+            "models": models,
+            "optimizers": optimizers,
+            "schedulers": schedulers,
+            "scalers": scalers,
+            "rng": _rng_state(),
+            "history": self.history,
+            "best_psnr": self.best_psnr,
+        }
+
+    def save(self, best: bool = False) -> None:
+        """Write out_dir/last.pt (and best.pt) atomically, after checking the losses are finite."""
+        self._check_finite()
+        if self.is_main:
+            state = self.state_dict()
+            save_checkpoint(state, self.out_dir / "last.pt")
+            if best:
+                save_checkpoint(state, self.out_dir / "best.pt")
+        self.last_saved_iteration = self.iteration
+        if self.world_size > 1:
+            dist.barrier()
+
+    @torch.no_grad()
+    def validate(self) -> dict | None:
+        """PSNR/SSIM (Y channel, border crop) on the first data.val_images images of data.val_split."""
+        split = self.cfg.data.val_split
+        if not split or not self.is_main:
+            return None
+        from .inference import super_resolve_tensor, to_uint8
+        from .metrics import score_sr
+
+        if not hasattr(self, "_val_set"):
+            self._val_set = SRDataset(split, self.cfg)
+        ds = self._val_set
+        self.G_raw.eval()
+        scores = []
+        for i in range(min(int(self.cfg.data.val_images), len(ds))):
+            lr, _, _ = ds[i]
+            sr = to_uint8(super_resolve_tensor(self.G_raw, lr[None]))
+            scores.append(score_sr(sr, ds.hr_uint8(i), self.cfg.scale))
+        self.G_raw.train()
+        record = {
+            "iteration": self.iteration,
+            "epoch": self.epoch,
+            "split": split,
+            "psnr": float(np.mean([p for p, _ in scores])),
+            "ssim": float(np.mean([s for _, s in scores])),
+        }
+        self.history["val"].append(record)
+        self.log(
+            f"[{self.stage}] validation on {split} ({len(scores)} images): PSNR {record['psnr']:.2f} dB, SSIM {record['ssim']:.4f}"
+        )
+        return record
+
+    def log(self, message: str) -> None:
+        if self.is_main:
+            if getattr(self, "_bar", None):
+                self._bar.write(message)
+            else:
+                print(message, flush=True)
+
+    def describe(self) -> str:
+        g = count_parameters(self.G_raw)
+        d = f", D {count_parameters(self.D_raw):,} parameters" if self.D_raw is not None else ""
+        amp = {None: "off", torch.bfloat16: "bf16", torch.float16: "fp16 + grad scaler"}[
+            self.amp_dtype
+        ]
+        return (
+            f"{self.stage}: profile {self.cfg.profile}, device {self.device}"
+            f"{f' x {self.world_size} processes' if self.world_size > 1 else ''}, G {g:,} parameters{d}\n"
+            f"  {len(self.dataset.rows)} training images x {self.cfg.data.patches_per_image} patches, "
+            f"batch {self.recipe.batch_size}: {self.iterations_per_epoch} iterations per epoch, "
+            f"{self.total_iterations} in all; mixed precision {amp}, "
+            f"channels_last {self.memory_format == torch.channels_last}, compile {bool(self.cfg.train.compile)}\n"
+            f"  checkpoints: {self.out_dir / 'last.pt'} (and best.pt)"
+        )
+
+    # -- the loop --
+
+    def fit(self) -> dict:
+        """Train until the configured number of epochs (or train.max_iterations); returns the history."""
+        run_epoch = train_srresnet_epoch if self.stage == "srresnet" else train_srgan_epoch
+        epochs = int(self.recipe.epochs)
+        self.log(self.describe())
+        if self.iteration >= self.total_iterations:
+            self.log(f"{self.stage}: already trained ({self.iteration} iterations); nothing to do")
+            return self.history
+        use_bar = (
+            self.progress if self.progress is not None else (_in_notebook() or sys.stderr.isatty())
+        )
+        self._bar = None
+        if use_bar and self.is_main:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(
+                total=self.total_iterations, initial=self.iteration, desc=self.stage, unit="it"
+            )
+        try:
+            while self.epoch < epochs and self.iteration < self.total_iterations:
+                run_epoch(self)
+                self._log_losses()
+                if self.batch_in_epoch >= self.iterations_per_epoch:
+                    self.epoch += 1
+                    self.batch_in_epoch = 0
+                record = self.validate()
+                improved = record is not None and record["psnr"] > self.best_psnr
+                if improved:
+                    self.best_psnr = record["psnr"]
+                self.save(best=improved)
+        finally:
+            if self._bar:
+                self._bar.close()
+                self._bar = None
+        self.log(f"{self.stage}: done, {self.iteration} iterations; checkpoints in {self.out_dir}")
+        return self.history
+
+    def close(self) -> None:
+        if self.world_size > 1 and dist.is_initialized():
+            dist.destroy_process_group()

@@ -1,0 +1,311 @@
+import math
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from sr_course.checkpoint import (
+    CheckpointError,
+    convert_legacy_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
+from sr_course.config import load_config
+from sr_course.losses import (
+    VGGContentLoss,
+    discriminator_loss,
+    generator_adversarial_loss,
+    pixel_mse,
+)
+from sr_course.models import Generator, SRResNet
+from sr_course.solver import DivergenceError, Trainer
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def sample_root(tmp_path_factory):
+    from sr_course.sample import build_sample
+
+    root = tmp_path_factory.mktemp("data")
+    build_sample(root, verbose=False)
+    return root
+
+
+def _cfg(sample_root, runs, **changes):
+    base = {"data_root": str(sample_root), "runs_dir": str(runs)}
+    base.update(changes)
+    return load_config("smoke", **base)
+
+
+def _weights_equal(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+# --- losses against hand-computed values --------------------------------------------------------
+
+
+def test_pixel_mse():
+    sr = torch.zeros(1, 3, 2, 2)
+    hr = torch.tensor([1.0, -1.0, 0.5, 0.0]).view(1, 1, 2, 2).expand(1, 3, 2, 2)
+    assert pixel_mse(sr, hr).item() == pytest.approx((1 + 1 + 0.25 + 0) / 4)
+
+
+def test_vgg_content_loss_rescaling_and_no_grad_into_hr():
+    loss_fn = VGGContentLoss(torch.nn.Identity(), rescale=1 / 12.75)
+    sr = torch.zeros(2, 3, 4, 4, requires_grad=True)
+    hr = torch.full((2, 3, 4, 4), 0.5, requires_grad=True)
+    loss = loss_fn(sr, hr)
+    assert loss.item() == pytest.approx(0.25 / 12.75**2)
+    loss.backward()
+    assert sr.grad is not None and hr.grad is None
+    assert VGGContentLoss(torch.nn.Identity(), rescale=1.0)(sr, hr).item() == pytest.approx(0.25)
+
+
+def test_adversarial_losses():
+    assert generator_adversarial_loss(torch.zeros(4, 1)).item() == pytest.approx(math.log(2))
+    assert generator_adversarial_loss(torch.tensor([[2.0]])).item() == pytest.approx(
+        math.log1p(math.exp(-2))
+    )
+    assert discriminator_loss(torch.zeros(3, 1), torch.zeros(3, 1)).item() == pytest.approx(
+        2 * math.log(2)
+    )
+    # Real logit 2 against a smoothed target 0.9, fake logit -1 against 0.
+    expected = (
+        0.9 * math.log1p(math.exp(-2))
+        + 0.1 * (2 + math.log1p(math.exp(-2)))
+        + math.log1p(math.exp(-1))
+    )
+    got = discriminator_loss(torch.tensor([[2.0]]), torch.tensor([[-1.0]]), label_smoothing=0.1)
+    assert got.item() == pytest.approx(expected, abs=1e-6)
+
+
+# --- training ------------------------------------------------------------------------------------
+
+
+def test_one_epoch_lowers_the_loss(sample_root, tmp_path):
+    cfg = _cfg(
+        sample_root,
+        tmp_path,
+        data={"patches_per_image": 16, "val_split": None},
+        srresnet={"epochs": 1},
+    )
+    trainer = Trainer(cfg, "srresnet", progress=False)
+    torch.manual_seed(0)
+    batch = [trainer.dataset[i] for i in range(0, len(trainer.dataset), 7)]
+    lr, hr = torch.stack([b[0] for b in batch]), torch.stack([b[1] for b in batch])
+
+    def loss():
+        trainer.G_raw.eval()
+        with torch.no_grad():
+            return pixel_mse(trainer.G_raw(lr), hr).item()
+
+    before = loss()
+    trainer.fit()
+    after = loss()
+    assert after < 0.8 * before, (before, after)
+    assert [r["iteration"] for r in trainer.history["train"]] == list(range(1, 25))
+
+
+def _train_cli(out, sample_root, *extra):
+    cmd = [
+        sys.executable,
+        "-m",
+        "sr_course",
+        "train-srresnet",
+        "--profile",
+        "smoke",
+        "--out",
+        str(out),
+    ]
+    cmd += [
+        f"data_root={sample_root}",
+        "G.n_channels=16",
+        "G.n_blocks=3",
+        "data.patches_per_image=20",
+        "data.val_split=None",
+        "train.deterministic=True",
+        "train.checkpoint_every=2",
+        "train.log_every=5",
+        *extra,
+    ]
+    return cmd
+
+
+def test_sigkill_and_resume_gives_bit_identical_weights(sample_root, tmp_path):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    ref = subprocess.run(
+        _train_cli(tmp_path / "ref", sample_root),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert ref.returncode == 0, ref.stderr
+    total = load_checkpoint(tmp_path / "ref/last.pt")["iteration"]
+    assert total == 60  # 6 images x 20 patches / batch 4 = 30 per epoch, 2 epochs
+
+    proc = subprocess.Popen(
+        _train_cli(tmp_path / "run", sample_root),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.time() + 120
+    while not (tmp_path / "run/last.pt").exists():
+        assert proc.poll() is None and time.time() < deadline, (
+            "the run ended before its first checkpoint"
+        )
+        time.sleep(0.01)
+    time.sleep(random.uniform(0.0, 0.3))
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = load_checkpoint(tmp_path / "run/last.pt")["iteration"]
+    assert killed_at < total, "the run finished before it was killed; nothing was tested"
+
+    resumed = subprocess.run(
+        _train_cli(tmp_path / "run", sample_root, "--resume"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resumed from {tmp_path / 'run/last.pt'}" in resumed.stdout
+    a, b = load_checkpoint(tmp_path / "ref/last.pt"), load_checkpoint(tmp_path / "run/last.pt")
+    assert b["iteration"] == total
+    assert _weights_equal(a["models"]["generator"], b["models"]["generator"])
+    assert (
+        a["optimizers"]["generator"]["state"][0]["step"]
+        == b["optimizers"]["generator"]["state"][0]["step"]
+    )
+
+
+def test_srgan_resume_mid_run_is_exact(sample_root, tmp_path):
+    changes = {
+        "srgan": {"mode": "baseline", "epochs": 2, "d_steps": 2},
+        "data": {"val_split": None},
+    }
+    full = Trainer(
+        _cfg(sample_root, tmp_path, **changes), "srgan", out_dir=tmp_path / "full", progress=False
+    )
+    full.fit()
+    part = Trainer(
+        _cfg(sample_root, tmp_path, train={"max_iterations": 4}, **changes),
+        "srgan",
+        out_dir=tmp_path / "part",
+        progress=False,
+    )
+    part.fit()
+    assert part.iteration == 4 and part.batch_in_epoch == 1  # stopped inside the second epoch
+    rest = Trainer(
+        _cfg(sample_root, tmp_path, **changes),
+        "srgan",
+        out_dir=tmp_path / "part",
+        resume="auto",
+        progress=False,
+    )
+    rest.fit()
+    assert rest.iteration == full.iteration == 6
+    assert _weights_equal(full.G_raw.state_dict(), rest.G_raw.state_dict())
+    assert _weights_equal(full.D_raw.state_dict(), rest.D_raw.state_dict())
+    assert rest.opt_g.param_groups[0]["lr"] == pytest.approx(1e-5)  # x0.1 after the halfway point
+
+
+def test_interrupted_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "last.pt"
+    save_checkpoint(
+        {"stage": "srresnet", "iteration": 1, "models": {"generator": {"w": torch.ones(3)}}}, path
+    )
+    before = path.read_bytes()
+
+    def killed_mid_write(obj, f, *args, **kwargs):
+        f.write(b"half a checkpoint")
+        raise KeyboardInterrupt  # stands for a kill in the middle of torch.save
+
+    monkeypatch.setattr(torch, "save", killed_mid_write)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint({"stage": "srresnet", "iteration": 2}, path)
+    assert path.read_bytes() == before
+    assert load_checkpoint(path)["iteration"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left behind
+
+
+def test_old_pickled_checkpoint_is_refused_with_a_way_out(tmp_path):
+    old = tmp_path / "checkpoint_srresnet.pth.tar"
+    model = SRResNet()
+    torch.save({"epoch": 9, "model": model, "optimizer": torch.optim.Adam(model.parameters())}, old)
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(old)
+    msg = str(err.value)
+    assert "holds pickled Python objects (the course's old format saved whole nn.Modules)" in msg
+    assert "python -m sr_course convert-checkpoint OLD.pth NEW.pt" in msg
+    new = convert_legacy_checkpoint(old, tmp_path / "converted.pt")
+    state = load_checkpoint(new)
+    assert state["stage"] == "srresnet" and state["epoch"] == 10
+    assert _weights_equal(state["models"]["generator"], model.state_dict())
+
+
+def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(sample_root, tmp_path):
+    cfg = _cfg(sample_root, tmp_path, data={"val_split": None}, srresnet={"epochs": 1})
+    Trainer(cfg, "srresnet", progress=False).fit()
+    good = (tmp_path / "srresnet/last.pt").read_bytes()
+    cfg = _cfg(sample_root, tmp_path, data={"val_split": None}, srresnet={"epochs": 2})
+    trainer = Trainer(cfg, "srresnet", resume="auto", progress=False)
+    with torch.no_grad():
+        trainer.G_raw.head.block[0].weight.fill_(float("nan"))
+    with pytest.raises(DivergenceError) as err:
+        trainer.fit()
+    assert "the loss became NaN or infinite by iteration 4" in str(err.value)
+    assert (
+        f"the last good checkpoint {tmp_path / 'srresnet/last.pt'} (iteration 3) is intact"
+        in str(err.value)
+    )
+    assert "Lower the learning rate (srresnet.lr=0.001 now)" in str(err.value)
+    assert (tmp_path / "srresnet/last.pt").read_bytes() == good
+
+
+def test_existing_run_is_not_overwritten(sample_root, tmp_path):
+    cfg = _cfg(sample_root, tmp_path, data={"val_split": None}, srresnet={"epochs": 1})
+    Trainer(cfg, "srresnet", progress=False).fit()
+    with pytest.raises(FileExistsError, match="last.pt exists: pass --resume to continue that run"):
+        Trainer(cfg, "srresnet", progress=False)
+
+
+def test_initialize_with_srresnet_from_a_real_checkpoint(sample_root, tmp_path, capsys):
+    cfg = _cfg(sample_root, tmp_path, data={"val_split": None}, srresnet={"epochs": 1})
+    trainer = Trainer(cfg, "srresnet", progress=False)
+    trainer.fit()
+    g = Generator(**cfg.G)
+    info = g.initialize_with_srresnet(tmp_path / "srresnet/last.pt")
+    assert _weights_equal(g.state_dict(), trainer.G_raw.state_dict())
+    assert info["iteration"] == 3 and info["parameters"] == 11_576
+    assert "Generator initialised from" in capsys.readouterr().out
+    with pytest.raises(CheckpointError, match="does not fit this Generator"):
+        Generator().initialize_with_srresnet(tmp_path / "srresnet/last.pt")
+
+
+def test_ddp_two_processes_on_cpu_end_identical(sample_root, tmp_path):
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        str(REPO / "tests/ddp_worker.py"),
+        str(sample_root),
+        str(tmp_path),
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "rank 0 of 2: 6 iterations, 12 samples" in result.stdout  # 24 samples split over 2 ranks
+    w0, w1 = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
+    assert _weights_equal(w0, w1)
+    assert (tmp_path / "run/last.pt").exists()
