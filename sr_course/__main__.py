@@ -46,6 +46,71 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _named_models(items: list[str]) -> dict:
+    """['srresnet=runs/srresnet/best.pt', 'runs/srgan/last.pt'] -> {name: path} (name defaults to the
+    run folder's name)."""
+    from pathlib import Path
+
+    models = {}
+    for item in items or []:
+        name, _, path = item.rpartition("=")
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"checkpoint {path} does not exist; train first or check the path"
+            )
+        models[name or path.parent.name] = path
+    return models
+
+
+def _cmd_test(args: argparse.Namespace) -> int:
+    from .metrics import evaluate
+
+    cfg = _load_config(args)
+    splits = args.splits or list(cfg.data.test_splits)
+    evaluate(_named_models(args.models), splits, cfg, out_dir=args.out, tile=args.tile)
+    return 0
+
+
+def _cmd_super_resolve(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .datasets import read_image, write_png
+    from .inference import load_generator, super_resolve
+
+    model = load_generator(args.checkpoint, args.device)
+    out = Path(args.out)
+    for path in args.images:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"input image {path} does not exist")
+        lr = read_image(path)
+        sr = super_resolve(model, lr, tile=args.tile)
+        target = out / f"{path.stem}_x{model.scaling_factor}.png"
+        write_png(sr, target)
+        print(f"{path} ({lr.shape[1]}x{lr.shape[0]}) -> {target} ({sr.shape[1]}x{sr.shape[0]})")
+    return 0
+
+
+def _cmd_grid(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .visualize import comparison_grid, default_methods
+
+    cfg = _load_config(args)
+    out = Path(args.out) / f"grid_{args.split}"
+    comparison_grid(
+        args.split,
+        default_methods(_named_models(args.models)),
+        cfg,
+        out=out,
+        images=args.images,
+        tile=args.tile,
+    )
+    print(f"saved {out.with_suffix('.png')} and {out.with_suffix('.pdf')}")
+    return 0
+
+
 def _add_config_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--profile",
@@ -100,6 +165,62 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("old")
     p.add_argument("new")
     p.set_defaults(func=_cmd_convert)
+
+    p = sub.add_parser(
+        "test",
+        help="PSNR/SSIM of trained models on the test sets, with a bicubic row",
+        description="Evaluate checkpoints under the SR papers' protocol (Y channel, 4-pixel border, 8-bit "
+        "output) on the test sets, always beside bicubic. Example:\n  python -m sr_course test --models "
+        "srresnet=runs/srresnet/best.pt srgan=runs/srgan/last.pt --splits Set5 Set14",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_config_arguments(p)
+    p.add_argument(
+        "--models",
+        nargs="*",
+        metavar="NAME=CHECKPOINT",
+        help="checkpoints to evaluate (none: bicubic only)",
+    )
+    p.add_argument(
+        "--splits", nargs="+", help="test sets (default: data.test_splits of the profile)"
+    )
+    p.add_argument(
+        "--out", default="runs/test", help="where results.md/.csv/.json go (default runs/test)"
+    )
+    p.add_argument(
+        "--tile", type=int, help="tile size in LR pixels for big images (default: automatic)"
+    )
+    p.set_defaults(func=_cmd_test)
+
+    p = sub.add_parser(
+        "super-resolve",
+        help="super-resolve your own images with a checkpoint",
+        description="Example: python -m sr_course super-resolve runs/srgan/last.pt photo.png --out runs/sr",
+    )
+    p.add_argument("checkpoint", help="a checkpoint written by training (last.pt / best.pt)")
+    p.add_argument("images", nargs="+", help="input (low-resolution) images")
+    p.add_argument("--out", default="runs/sr", help="output folder (default runs/sr)")
+    p.add_argument("--tile", type=int, help="tile size in LR pixels (default: automatic)")
+    p.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
+    p.set_defaults(func=_cmd_super_resolve)
+
+    p = sub.add_parser(
+        "grid",
+        help="comparison figure for a report: LR, bicubic, your models and HR with zoomed insets",
+        description="Rows are the images of a test set, columns LR (nearest), Bicubic, the models and HR, with "
+        "PSNR/SSIM under each panel. Writes a 220-dpi PNG and a vector PDF. Example:\n  python -m sr_course "
+        "grid --split Set5 --models SRResNet=runs/srresnet/best.pt SRGAN=runs/srgan/last.pt",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_config_arguments(p)
+    p.add_argument("--split", default="Set5", help="test set (default Set5)")
+    p.add_argument(
+        "--models", nargs="*", metavar="NAME=CHECKPOINT", help="checkpoints, one column each"
+    )
+    p.add_argument("--images", nargs="*", type=int, help="image indices (default: all)")
+    p.add_argument("--out", default="runs/figures", help="output folder (default runs/figures)")
+    p.add_argument("--tile", type=int, help="tile size in LR pixels (default: automatic)")
+    p.set_defaults(func=_cmd_grid)
     return parser
 
 

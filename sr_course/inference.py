@@ -82,10 +82,12 @@ def super_resolve_tensor(
     """(N, 3, h, w) in [0, 1] on any device -> (N, 3, s*h, s*w) in [-1, 1] on the model's device.
 
     tile=None: untiled, unless it does not fit (CUDA out of memory, or a CPU estimate above 1 GiB),
-    then tiles of 128, halved until they fit. tile=k: tiles of k x k LR pixels.
+    then tiles of 128, halved until they fit. tile=k: tiles of k x k LR pixels. tile=0: never tile.
     """
     device = next(model.parameters()).device
     x = x.to(device)
+    if tile == 0:
+        return model(x)
     if tile is None:
         if device.type == "cpu" and _estimated_bytes(model, *x.shape[-2:]) > CPU_AUTO_TILE_BYTES:
             tile = DEFAULT_TILE
@@ -124,3 +126,22 @@ def super_resolve(model, lr, tile: int | None = None, overlap: int = DEFAULT_OVE
         return to_uint8(super_resolve_tensor(model, _lr_tensor(lr), tile, overlap))
     finally:
         model.train(was_training)
+
+
+def load_generator(path, device=None) -> torch.nn.Module:
+    """A Generator (SRResNet) built with the G settings stored in checkpoint `path`, weights loaded,
+    in eval mode on `device` (default: the best available)."""
+    from .checkpoint import CheckpointError, load_checkpoint
+    from .models import Generator
+    from .utils import get_device
+
+    state = load_checkpoint(path)
+    g_config = state.get("config", {}).get("G") or {}
+    model = Generator(**g_config)
+    try:
+        model.load_state_dict(state["models"]["generator"])
+    except (KeyError, RuntimeError) as err:
+        raise CheckpointError(
+            f"{path}: generator weights do not fit G={g_config} ({str(err).splitlines()[0]})"
+        ) from None
+    return model.to(get_device(device) if not isinstance(device, torch.device) else device).eval()

@@ -156,3 +156,105 @@ def score_sr(sr: np.ndarray, hr: np.ndarray, scale: int = 4) -> tuple[float, flo
     if hr.ndim == 2 and sr.ndim == 3:
         sr = np.floor(sr.astype(np.float64).mean(axis=2) + 0.5).astype(np.uint8)
     return psnr(sr, hr, crop_border=scale), ssim(sr, hr, crop_border=scale)
+
+
+# --- evaluation of models over test sets ---------------------------------------------------------
+
+# A model this far below bicubic almost always has mismatched value ranges, not a training problem.
+FAR_BELOW_BICUBIC_DB = 3.0
+
+
+def evaluate(
+    models: dict,
+    splits,
+    config,
+    out_dir=None,
+    device=None,
+    tile: int | None = None,
+    verbose: bool = True,
+) -> dict:
+    """PSNR/SSIM of each model on each test split under the SR protocol, with a bicubic row.
+
+    models: {name: model or checkpoint path}; a model maps (N, 3, h, w) in [0, 1] to [-1, 1].
+    splits: test split names (Set5, Set14, B100, Urban100, DIV2K_valid, Sample, ...).
+    The 'bicubic' row is our MATLAB-exact imresize x scale of the LR. Returns
+        {"table": {method: {split: {"psnr", "ssim"}}}, "per_image": {split: {method: [{name, psnr, ssim}]}}}
+    and, with out_dir, writes results.csv (per image), results.md (the table) and results.json.
+    Warns when a model scores far below bicubic (the classic input/output range mismatch).
+    """
+    import json
+    import warnings
+    from pathlib import Path
+
+    from .datasets import SRDataset
+    from .imresize import imresize
+    from .inference import load_generator, super_resolve
+    from .utils import get_device
+
+    device = get_device(device) if not isinstance(device, torch.device) else device
+    nets = {"bicubic": None}
+    for name, model in models.items():
+        if name == "bicubic":
+            raise ValueError(
+                "the name 'bicubic' is reserved for the bicubic row; name your model otherwise"
+            )
+        nets[name] = (
+            load_generator(model, device)
+            if isinstance(model, (str, Path))
+            else model.to(device).eval()
+        )
+    scale = int(config.scale)
+    per_image: dict = {}
+    table: dict = {name: {} for name in nets}
+    for split in splits:
+        ds = SRDataset(split, config)
+        rows = per_image[split] = {name: [] for name in nets}
+        for i in range(len(ds)):
+            lr, hr = ds.lr_uint8(i), ds.hr_uint8(i)
+            for name, net in nets.items():
+                sr = imresize(lr, scale) if net is None else super_resolve(net, lr, tile=tile)
+                p, s = score_sr(sr, hr, scale)
+                rows[name].append({"name": ds.name(i), "psnr": p, "ssim": s})
+        for name in nets:
+            table[name][split] = {
+                "psnr": float(np.mean([r["psnr"] for r in rows[name]])),
+                "ssim": float(np.mean([r["ssim"] for r in rows[name]])),
+            }
+            gap = table["bicubic"][split]["psnr"] - table[name][split]["psnr"]
+            if name != "bicubic" and gap > FAR_BELOW_BICUBIC_DB:
+                warnings.warn(
+                    f"{name} scores {gap:.1f} dB below bicubic on {split} ({table[name][split]['psnr']:.2f} vs "
+                    f"{table['bicubic'][split]['psnr']:.2f} dB): the likely cause is a value-range mismatch between "
+                    "training and testing. The networks take LR in [0, 1] and output [-1, 1]; convert with "
+                    "sr_course.utils.convert_image, the same way in both (or the model has barely trained).",
+                    stacklevel=2,
+                )
+    result = {"table": table, "per_image": per_image}
+    markdown = format_table(table, splits)
+    if verbose:
+        print(markdown)
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "results.md").write_text(markdown + "\n")
+        (out / "results.json").write_text(json.dumps(result, indent=1))
+        with open(out / "results.csv", "w") as f:
+            f.write("split,method,image,psnr,ssim\n")
+            for split, methods in per_image.items():
+                for name, rows in methods.items():
+                    for r in rows:
+                        f.write(f"{split},{name},{r['name']},{r['psnr']:.4f},{r['ssim']:.6f}\n")
+        if verbose:
+            print(f"saved {out / 'results.md'}, {out / 'results.csv'}, {out / 'results.json'}")
+    return result
+
+
+def format_table(table: dict, splits) -> str:
+    """A Markdown table: one row per method, 'PSNR / SSIM' per split (Y channel, border = scale)."""
+    head = "| method | " + " | ".join(f"{s} PSNR / SSIM" for s in splits) + " |"
+    rule = "|---|" + "---|" * len(splits)
+    lines = [head, rule]
+    for name, scores in table.items():
+        cells = [f"{scores[s]['psnr']:.2f} / {scores[s]['ssim']:.4f}" for s in splits]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

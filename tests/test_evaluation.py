@@ -1,0 +1,122 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from sr_course.config import load_config
+from sr_course.imresize import imresize, imresize_torch
+from sr_course.inference import super_resolve
+from sr_course.metrics import evaluate
+from sr_course.models import SRResNet
+from sr_course.visualize import comparison_grid, default_methods, plot_history
+
+
+@pytest.fixture(scope="module")
+def cfg(tmp_path_factory):
+    from sr_course.sample import build_sample
+
+    root = tmp_path_factory.mktemp("data")
+    build_sample(root, verbose=False)
+    return load_config("smoke", data_root=str(root))
+
+
+class BicubicNet(torch.nn.Module):
+    """Bicubic as a 'model': LR in [0, 1] -> MATLAB bicubic x4 in [-1, 1] (or in [0, 1] if wrong_range)."""
+
+    scaling_factor = 4
+
+    def __init__(self, wrong_range=False):
+        super().__init__()
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+        self.wrong_range = wrong_range
+
+    def forward(self, x):
+        lr8 = torch.floor(x * 255 + 0.5).to(torch.uint8)
+        up = imresize_torch(lr8, 4).float() / 255
+        return up if self.wrong_range else up * 2 - 1
+
+
+def test_evaluate_bicubic_model_reproduces_the_bicubic_row(cfg, tmp_path):
+    result = evaluate(
+        {"bicubic-net": BicubicNet()}, ["Sample"], cfg, out_dir=tmp_path, verbose=False
+    )
+    table = result["table"]
+    assert table["bicubic-net"]["Sample"] == table["bicubic"]["Sample"]
+    assert len(result["per_image"]["Sample"]["bicubic"]) == 4
+    assert 20 < table["bicubic"]["Sample"]["psnr"] < 40
+    assert (tmp_path / "results.md").read_text().startswith("| method | Sample PSNR / SSIM |")
+    assert len((tmp_path / "results.csv").read_text().splitlines()) == 1 + 2 * 4
+
+
+def test_bicubic_row_is_matlab_bicubic_of_the_lr(cfg):
+    from sr_course.datasets import SRDataset
+    from sr_course.metrics import score_sr
+
+    ds = SRDataset("Sample", cfg)
+    result = evaluate({}, ["Sample"], cfg, verbose=False)
+    first = result["per_image"]["Sample"]["bicubic"][1]
+    assert first["name"] == "chelsea"
+    assert first["psnr"] == score_sr(imresize(ds.lr_uint8(1), 4), ds.hr_uint8(1))[0]
+
+
+def test_far_below_bicubic_warning_on_a_model_fed_the_wrong_range(cfg):
+    with pytest.warns(
+        UserWarning,
+        match=r"wrong-range scores .* dB below bicubic on Sample .* value-range mismatch",
+    ):
+        evaluate({"wrong-range": BicubicNet(wrong_range=True)}, ["Sample"], cfg, verbose=False)
+
+
+def test_tiled_equals_untiled_within_one_gray_level_on_an_odd_size():
+    torch.manual_seed(0)
+    model = SRResNet().eval()
+    lr = np.random.default_rng(0).integers(0, 256, (45, 67, 3), dtype=np.uint8)
+    lr = imresize(imresize(lr, 0.5), output_shape=(45, 67))  # smoother, photo-like
+    full = super_resolve(model, lr)
+    tiled = super_resolve(model, lr, tile=16)
+    assert full.shape == tiled.shape == (180, 268, 3) and full.dtype == np.uint8
+    assert np.abs(full.astype(int) - tiled.astype(int)).max() <= 1
+
+
+def test_super_resolve_inputs():
+    model = SRResNet(n_channels=8, n_blocks=1).eval()
+    gray = np.zeros((10, 12), np.uint8)
+    assert super_resolve(model, gray).shape == (40, 48, 3)
+    assert super_resolve(model, Image.new("RGB", (12, 10))).shape == (40, 48, 3)
+    with pytest.raises(
+        TypeError, match="lr must be a PIL image or a uint8 numpy array, got ndarray of float64"
+    ):
+        super_resolve(model, np.zeros((10, 12, 3)))
+
+
+def test_grid_png_and_pdf_with_every_panel(cfg, tmp_path):
+    methods = default_methods({"Net": BicubicNet()})
+    fig = comparison_grid("Sample", methods, cfg, out=tmp_path / "grid", images=[1, 2])
+    png = Image.open(tmp_path / "grid.png")
+    w, h = (fig.get_size_inches() * 220).round().astype(int)
+    assert abs(png.size[0] - w) <= 1 and abs(png.size[1] - h) <= 1  # figure inches x 220 dpi
+    assert png.info["dpi"][0] == pytest.approx(220, abs=1)
+    h = png.size[1]
+    assert (tmp_path / "grid.pdf").read_bytes()[:5] == b"%PDF-"
+    arr = np.asarray(png.convert("RGB")).astype(float)
+    main = [ax for ax in fig.axes if ax.get_title() or ax.get_xlabel()]
+    assert len(main) == 2 * 4
+    renderer_scale = 220 / fig.dpi
+    for ax in main:
+        x0, y0, x1, y1 = (
+            (np.array(ax.get_window_extent().extents) * renderer_scale).round().astype(int)
+        )
+        panel = arr[h - y1 : h - y0, x0:x1]
+        assert panel.std() > 10, f"panel {ax.get_title() or ax.get_xlabel()} looks empty"
+    labels = [ax.get_xlabel() for ax in main]
+    assert labels[-1] == "PSNR / SSIM" and labels[2] == labels[1]  # the 'Net' column equals Bicubic
+    assert [ax.get_title() for ax in main[:4]] == ["LR (nearest)", "Bicubic", "Net", "HR"]
+
+
+def test_plot_history(tmp_path):
+    history = {
+        "train": [{"iteration": i, "epoch": 0, "lr": 1e-4, "loss": 1 / i} for i in range(1, 6)],
+        "val": [{"iteration": 5, "psnr": 25.0}],
+    }
+    fig = plot_history(history, out=tmp_path / "loss")
+    assert len(fig.axes) == 2 and (tmp_path / "loss.png").exists()
