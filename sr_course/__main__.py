@@ -6,6 +6,21 @@ import argparse
 import sys
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    run_demo(args.out, data_root=args.data_root, fresh=args.fresh, iterations=args.iterations)
+    return 0
+
+
+def _cmd_execute_notebooks(args: argparse.Namespace) -> int:
+    from .notebook import execute_notebooks
+
+    for path in execute_notebooks(args.names or None, profile=args.profile):
+        print(f"executed and stripped {path}")
+    return 0
+
+
 def _cmd_check(args: argparse.Namespace) -> int:
     from . import checks
 
@@ -131,9 +146,39 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="<command>")
     p = sub.add_parser(
-        "check", help="run the self-checks of every TODO (models, VGG truncation, imresize)"
+        "demo",
+        help="the whole pipeline on the built-in sample, offline, on a CPU (a few minutes)",
+        description="Builds the sample dataset, trains SRResNet and (briefly) SRGAN with the demo profile, "
+        "evaluates beside bicubic and draws the comparison grid. Writes <out>/results.json and <out>/grid.png.",
+    )
+    p.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
+    p.add_argument("--data-root", help="data root (default: the demo profile's, data/)")
+    p.add_argument(
+        "--fresh", action="store_true", help="delete <out> first instead of reusing trained models"
+    )
+    p.add_argument(
+        "--iterations",
+        type=int,
+        help="cap each training stage at this many iterations (quick look)",
+    )
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser(
+        "check", help="run the self-checks of every TODO (models, losses, GAN step, imresize)"
     )
     p.set_defaults(func=_cmd_check)
+
+    p = sub.add_parser(
+        "execute-notebooks",
+        help="re-execute the course notebooks in place (smoke profile) and strip them, for committing",
+        description="Runs notebooks/*.ipynb in course order with fresh data and run folders, then keeps "
+        "outputs and execution counts but strips other metadata (nbstripout --keep-output --keep-count).",
+    )
+    p.add_argument(
+        "names", nargs="*", help="notebook names without .ipynb (default: all, in course order)"
+    )
+    p.add_argument("--profile", default="smoke", help="profile to run them on (default smoke)")
+    p.set_defaults(func=_cmd_execute_notebooks)
 
     for stage, what in (
         ("srresnet", "SRResNet with pixel MSE (Sec. 3.2)"),

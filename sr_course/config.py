@@ -7,6 +7,7 @@
 
 The `G` and `D` sub-dicts spread into the constructors: `SRResNet(**config.G)`, `Discriminator(**config.D)`.
 Pick the profile by argument, else by the `SR_PROFILE` environment variable, else `paper`.
+`SR_DATA_ROOT` and `SR_RUNS_DIR`, when set, replace the default data and run folders.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ _BASE = {
         "n_channels": 64,
         "n_blocks": 16,
         "scaling_factor": 4,
+        "batch_norm": True,  # False: EDSR-style residual blocks without batch norm
     },
     "D": {"kernel_size": 3, "n_channels": 64, "n_blocks": 8, "fc_size": 1024},
     # VGG19 phi_(i,j) for the perceptual loss. weights: 'imagenet', a path to vgg19-*.pth, or None (random).
@@ -76,21 +78,27 @@ _BASE = {
 _PROFILE_CHANGES = {
     "paper": {},
     "demo": {
+        # Tuned to beat bicubic clearly within minutes on a 2-core CPU: a small generator with
+        # EDSR-style blocks (no batch norm: better for PSNR at small batches), a higher learning
+        # rate with a x0.1 step at 80%, 48-pixel crops. The demo is offline, so VGG19 has random
+        # weights (phi_2,2): the real perceptual loss needs ImageNet weights (paper profile).
         "device": "cpu",
-        "G": {"n_channels": 32, "n_blocks": 4},
+        "G": {"n_channels": 32, "n_blocks": 4, "batch_norm": False},
         "D": {"n_channels": 16, "fc_size": 256},
-        "vgg": {"weights": None},  # the demo is offline: random VGG19 features (not ImageNet's)
+        "vgg": {"i": 2, "j": 2, "weights": None},
         "data": {
             "train_splits": ["Sample_train"],
             "test_splits": ["Sample"],
-            "crop_size": 64,
-            "patches_per_image": 64,
+            "crop_size": 48,
+            "patches_per_image": 400,
             "num_workers": 0,
             "val_split": None,
         },
-        "srresnet": {"batch_size": 16, "lr": 1e-3, "epochs": 6},
-        "srgan": {"batch_size": 16, "lr": 1e-4, "epochs": 1},
-        "train": {"amp": False, "channels_last": False, "checkpoint_every": 0, "log_every": 10},
+        "srresnet": {"batch_size": 16, "lr": 2e-3, "epochs": 10, "lr_decay_at": 0.8},
+        # Random-weight VGG features are about 12x smaller than ImageNet ones, so the paper's 1/12.75
+        # rescaling would leave the content loss negligible beside the adversarial one.
+        "srgan": {"batch_size": 16, "lr": 1e-4, "epochs": 1, "vgg_rescale": 1.0},
+        "train": {"amp": False, "channels_last": False, "checkpoint_every": 500, "log_every": 50},
     },
     "smoke": {
         "device": "cpu",
@@ -146,6 +154,10 @@ def load_config(profile: str | None = None, **overrides) -> EasyDict:
         raise ValueError(f"unknown profile {profile!r}; choose one of: {', '.join(PROFILES)}")
     cfg = _merge(_BASE, _PROFILE_CHANGES[profile])
     cfg["profile"] = profile
+    # Folders from the environment (notebooks, graders and CI point them elsewhere); overrides win.
+    for key, var in (("data_root", "SR_DATA_ROOT"), ("runs_dir", "SR_RUNS_DIR")):
+        if os.environ.get(var):
+            cfg[key] = os.environ[var]
     cfg = _merge(cfg, overrides)
     if cfg["G"]["scaling_factor"] != cfg["scale"]:
         raise ValueError(
