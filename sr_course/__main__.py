@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -18,6 +19,44 @@ def _cmd_execute_notebooks(args: argparse.Namespace) -> int:
 
     for path in execute_notebooks(args.names or None, profile=args.profile):
         print(f"executed and stripped {path}")
+    return 0
+
+
+def _release_module():
+    try:
+        from . import release
+    except ImportError:
+        raise FileNotFoundError(
+            "release and grade are instructor tools: they live in the reference kit, not in the student kit"
+        ) from None
+    return release
+
+
+def _cmd_release(args: argparse.Namespace) -> int:
+    release = _release_module()
+    try:
+        release.build_release(args.out)
+        if args.git_branch:
+            commit = release.commit_to_branch(Path(args.out), args.git_branch)
+            print(f"committed the student kit to branch {args.git_branch} ({commit[:12]})")
+    except release.ReleaseError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_grade(args: argparse.Namespace) -> int:
+    release = _release_module()
+    try:
+        release.grade(
+            args.submission,
+            notebooks=not args.no_notebooks,
+            timeout=args.timeout,
+            json_out=args.json,
+        )
+    except release.ReleaseError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -179,6 +218,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--profile", default="smoke", help="profile to run them on (default smoke)")
     p.set_defaults(func=_cmd_execute_notebooks)
+
+    p = sub.add_parser(
+        "release",
+        help="build the student kit from this reference (instructors)",
+        description="Writes the student kit to --out: solution regions become NotImplementedError stubs, "
+        "notebook outputs are cleared, hidden tests and grading tools are left out; then checks the kit.",
+    )
+    p.add_argument("--out", required=True, help="a new (or empty) folder for the kit")
+    p.add_argument(
+        "--git-branch", help="also commit the kit as the tip of this branch of this repository"
+    )
+    p.set_defaults(func=_cmd_release)
+
+    p = sub.add_parser(
+        "grade",
+        help="grade a student's submission (instructors)",
+        description="Copies the submission's sr_course/models.py, losses.py and solver.py into a clean copy of "
+        "the reference kit, runs the grading tests of each TODO and the notebooks (nbval, smoke profile), and "
+        "prints a score per TODO. The submission folder is only read.",
+    )
+    p.add_argument("submission", help="the student's kit folder")
+    p.add_argument("--json", help="also write the report as JSON here (for a gradebook)")
+    p.add_argument(
+        "--timeout", type=int, default=120, help="seconds per test or notebook cell (default 120)"
+    )
+    p.add_argument("--no-notebooks", action="store_true", help="grade the TODO tests only")
+    p.set_defaults(func=_cmd_grade)
 
     for stage, what in (
         ("srresnet", "SRResNet with pixel MSE (Sec. 3.2)"),

@@ -198,8 +198,9 @@ def check_losses() -> None:
     print("Losses: OK")
 
 
-def check_srgan_step() -> None:
-    """One SRGAN step on tiny networks: both networks learn, D is not trained by the G step."""
+def check_srgan_step(generator=None, discriminator=None) -> None:
+    """One SRGAN step on tiny networks (yours by default): both networks learn, and the generator's
+    update leaves the discriminator trainable."""
     from types import SimpleNamespace
 
     from easydict import EasyDict
@@ -209,7 +210,11 @@ def check_srgan_step() -> None:
     from .solver import srgan_step
 
     torch.manual_seed(0)
-    g, d = Generator(n_channels=8, n_blocks=1), Discriminator(n_channels=8, fc_size=16)
+    try:
+        g = generator or Generator(n_channels=8, n_blocks=1)
+        d = discriminator or Discriminator(n_channels=8, fc_size=16)
+    except NotImplementedError as err:
+        raise _not_implemented("a network the SRGAN step needs", err) from None
     t = SimpleNamespace(
         G=g,
         D=d,

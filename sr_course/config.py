@@ -36,9 +36,22 @@ _BASE = {
         "scaling_factor": 4,
         "batch_norm": True,  # False: EDSR-style residual blocks without batch norm
     },
-    "D": {"kernel_size": 3, "n_channels": 64, "n_blocks": 8, "fc_size": 1024},
+    "D": {"kernel_size": 3, "n_channels": 64, "n_blocks": 8, "fc_size": 1024, "batch_norm": True},
+    # The generator architecture (sr_course.archs): 'srresnet' (uses G above), 'rrdb', 'vdsr', 'swinir'.
+    "model": {
+        "arch": "srresnet",
+        "rrdb": {"n_channels": 64, "n_blocks": 23, "growth": 32, "residual_scaling": 0.2},
+        "vdsr": {"n_channels": 64, "n_layers": 20},
+        "swinir": {
+            "embed_dim": 60,
+            "depths": [6, 6, 6, 6],
+            "num_heads": 6,
+            "window_size": 8,
+            "mlp_ratio": 2.0,
+        },
+    },
     # VGG19 phi_(i,j) for the perceptual loss. weights: 'imagenet', a path to vgg19-*.pth, or None (random).
-    "vgg": {"i": 5, "j": 4, "weights": "imagenet"},
+    "vgg": {"i": 5, "j": 4, "weights": "imagenet", "before_activation": False},  # ESRGAN: before
     "data": {
         "train_splits": ["DIV2K_train"],
         "test_splits": list(TEST_SPLITS),
@@ -49,7 +62,16 @@ _BASE = {
         "val_images": 5,
         "cache_dir": None,  # decoded training images (.npy); default <data_root>/cache
     },
-    "srresnet": {"batch_size": 16, "lr": 1e-4, "epochs": 200, "lr_decay_at": None},
+    "srresnet": {
+        "batch_size": 16,
+        "lr": 1e-4,
+        "epochs": 200,
+        "lr_decay_at": None,
+        "loss": "mse",  # 'mse' (the paper) or 'l1' (EDSR, ESRGAN's PSNR stage)
+        "edge_weight": 0.0,  # weight of the image-gradient (edge) loss added to the pixel loss
+        "optimizer": "adam",  # 'adam', or 'sgd' (VDSR: momentum 0.9, weight decay 1e-4)
+        "grad_clip_theta": None,  # VDSR's adjustable clipping: gradients clipped to +-theta / lr (sgd)
+    },
     "srgan": {
         "mode": "paper",  # 'paper': G starts from a trained SRResNet; 'baseline': from scratch
         "srresnet_checkpoint": None,  # for mode 'paper'; default <runs_dir>/srresnet/best.pt
@@ -62,6 +84,11 @@ _BASE = {
         "adv_weight": 1e-3,
         "d_steps": 1,  # discriminator updates per generator update
         "label_smoothing": 0.0,  # one-sided: real labels become 1 - label_smoothing
+        "gan": "standard",  # 'standard' (the paper), 'ragan' (ESRGAN), 'wgan' (clipping), 'wgan-gp'
+        "optimizer": "adam",  # 'adam', or 'rmsprop' (what WGAN with weight clipping trains with)
+        "clip_value": 0.01,  # WGAN: critic weights clipped to +-clip_value after each update
+        "gp_weight": 10.0,  # WGAN-GP: weight of the gradient penalty
+        "edge_weight": 0.0,  # weight of the image-gradient (edge) loss in the generator's loss
     },
     "train": {
         "amp": True,  # bf16 autocast where supported, fp16 + grad scaler otherwise; CUDA only
@@ -95,6 +122,12 @@ _PROFILE_CHANGES = {
             "val_split": None,
         },
         "srresnet": {"batch_size": 16, "lr": 2e-3, "epochs": 10, "lr_decay_at": 0.8},
+        # Demo-size versions of the other generators (model.arch=...), for comparisons on a CPU.
+        "model": {
+            "rrdb": {"n_channels": 32, "n_blocks": 2, "growth": 16},
+            "vdsr": {"n_channels": 32, "n_layers": 10},
+            "swinir": {"embed_dim": 30, "depths": [2, 2], "num_heads": 3, "window_size": 8},
+        },
         # Random-weight VGG features are about 12x smaller than ImageNet ones, so the paper's 1/12.75
         # rescaling would leave the content loss negligible beside the adversarial one.
         "srgan": {"batch_size": 16, "lr": 1e-4, "epochs": 1, "vgg_rescale": 1.0},
@@ -116,6 +149,11 @@ _PROFILE_CHANGES = {
         },
         "srresnet": {"batch_size": 4, "lr": 1e-3, "epochs": 2},
         "srgan": {"batch_size": 4, "lr": 1e-4, "epochs": 2},
+        "model": {
+            "rrdb": {"n_channels": 8, "n_blocks": 1, "growth": 4},
+            "vdsr": {"n_channels": 8, "n_layers": 5},
+            "swinir": {"embed_dim": 12, "depths": [2], "num_heads": 2, "window_size": 4},
+        },
         "train": {"amp": False, "channels_last": False, "checkpoint_every": 0, "log_every": 1},
     },
 }
@@ -159,11 +197,49 @@ def load_config(profile: str | None = None, **overrides) -> EasyDict:
         if os.environ.get(var):
             cfg[key] = os.environ[var]
     cfg = _merge(cfg, overrides)
+    validate(cfg)
+    return EasyDict(cfg)
+
+
+def validate(cfg: dict) -> None:
+    """Refuse unknown choices and combinations that do not work, saying why."""
+
+    def choose(key: str, value, options) -> None:
+        if value not in options:
+            raise ValueError(
+                f"{key}={value!r} is not an option; choose one of {', '.join(map(str, options))}"
+            )
+
     if cfg["G"]["scaling_factor"] != cfg["scale"]:
         raise ValueError(
             f"G.scaling_factor ({cfg['G']['scaling_factor']}) must equal scale ({cfg['scale']}); set both"
         )
-    return EasyDict(cfg)
+    choose("model.arch", cfg["model"]["arch"], ("srresnet", "rrdb", "vdsr", "swinir"))
+    choose("srresnet.loss", cfg["srresnet"]["loss"], ("mse", "l1"))
+    choose("srresnet.optimizer", cfg["srresnet"]["optimizer"], ("adam", "sgd"))
+    choose("srgan.content_loss", cfg["srgan"]["content_loss"], ("vgg", "mse", "l1"))
+    choose("srgan.gan", cfg["srgan"]["gan"], ("standard", "ragan", "wgan", "wgan-gp"))
+    choose("srgan.optimizer", cfg["srgan"]["optimizer"], ("adam", "rmsprop"))
+    choose("srgan.mode", cfg["srgan"]["mode"], ("paper", "baseline"))
+    gan = cfg["srgan"]["gan"]
+    if cfg["srresnet"]["grad_clip_theta"] and cfg["srresnet"]["optimizer"] != "sgd":
+        raise ValueError(
+            "srresnet.grad_clip_theta is VDSR's clipping to +-theta/lr, made for SGD's large learning rates; "
+            "set srresnet.optimizer=sgd (or grad_clip_theta=None)"
+        )
+    if gan in ("wgan", "wgan-gp") and cfg["srgan"]["label_smoothing"]:
+        raise ValueError(
+            f"srgan.label_smoothing applies to cross-entropy GANs; a {gan} critic has no labels (set it to 0)"
+        )
+    if gan == "wgan" and cfg["srgan"]["optimizer"] != "rmsprop":
+        raise ValueError(
+            "srgan.gan=wgan (weight clipping) is unstable with momentum optimisers; set srgan.optimizer=rmsprop (the WGAN paper's)"
+        )
+    if gan == "wgan-gp" and cfg["D"]["batch_norm"]:
+        raise ValueError(
+            "srgan.gan=wgan-gp penalises the critic's gradient per sample, which batch norm mixes across the "
+            "batch; set D.batch_norm=False"
+        )
 
 
 def parse_overrides(items: list[str]) -> dict:

@@ -129,19 +129,50 @@ def super_resolve(model, lr, tile: int | None = None, overlap: int = DEFAULT_OVE
 
 
 def load_generator(path, device=None) -> torch.nn.Module:
-    """A Generator (SRResNet) built with the G settings stored in checkpoint `path`, weights loaded,
-    in eval mode on `device` (default: the best available)."""
+    """The generator of checkpoint `path` (any architecture: the checkpoint's config says which),
+    weights loaded, in eval mode on `device` (default: the best available)."""
+    from .archs import build_generator
     from .checkpoint import CheckpointError, load_checkpoint
+    from .config import load_config
     from .models import Generator
     from .utils import get_device
 
     state = load_checkpoint(path)
-    g_config = state.get("config", {}).get("G") or {}
-    model = Generator(**g_config)
+    saved = state.get("config") or {}
+    if saved.get("G"):
+        keys = ("G", "model", "scale")
+        model = build_generator(
+            load_config(saved.get("profile", "paper"), **{k: saved[k] for k in keys if k in saved})
+        )
+    else:  # converted from the course's old format: the default SRResNet
+        model = Generator()
     try:
         model.load_state_dict(state["models"]["generator"])
     except (KeyError, RuntimeError) as err:
         raise CheckpointError(
-            f"{path}: generator weights do not fit G={g_config} ({str(err).splitlines()[0]})"
+            f"{path}: generator weights do not fit the network its config describes ({str(err).splitlines()[0]})"
         ) from None
     return model.to(get_device(device) if not isinstance(device, torch.device) else device).eval()
+
+
+def interpolate_generators(psnr_ckpt, gan_ckpt, alpha: float, device=None) -> torch.nn.Module:
+    """ESRGAN's network interpolation: weights (1 - alpha) * PSNR-oriented + alpha * GAN-trained.
+
+    alpha = 0 gives the PSNR model exactly, 1 the GAN model exactly; in between trades distortion
+    (PSNR) for perceptual quality without retraining. Both checkpoints must hold the same network.
+    """
+    from .checkpoint import CheckpointError
+
+    a, b = load_generator(psnr_ckpt, "cpu"), load_generator(gan_ckpt, "cpu")
+    sa, sb = a.state_dict(), b.state_dict()
+    if sa.keys() != sb.keys() or any(sa[k].shape != sb[k].shape for k in sa):
+        raise CheckpointError(
+            f"{psnr_ckpt} and {gan_ckpt} hold different networks; interpolation needs the same one"
+        )
+    mixed = {
+        k: (1 - alpha) * sa[k] + alpha * sb[k] if sa[k].is_floating_point() else sb[k] for k in sa
+    }
+    a.load_state_dict(mixed)
+    from .utils import get_device
+
+    return a.to(get_device(device) if not isinstance(device, torch.device) else device).eval()

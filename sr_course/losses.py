@@ -7,6 +7,12 @@
 
 sr and hr are (N, 3, H, W) in [-1, 1]; logits are (N, 1), any real number (no sigmoid applied).
 The SRGAN perceptual loss is content + 1e-3 * adversarial (Eq. 3).
+
+Beyond the paper (switchable in the config, see README "Beyond SRGAN"):
+    pixel_l1                  L1 pixel loss (EDSR; ESRGAN's PSNR-oriented stage)
+    edge_loss                 L1 between image gradients: keeps edges sharp
+    ragan_*                   relativistic average GAN (ESRGAN): "is real more real than the average fake?"
+    wgan_* / gradient_penalty Wasserstein GAN critic losses (weight clipping, or WGAN-GP's penalty)
 """
 
 from __future__ import annotations
@@ -69,7 +75,8 @@ def discriminator_loss(
 
     One-sided label smoothing (Salimans et al. 2016) softens only the real targets.
     """
-    # TODO [adversarial losses]: BCE with logits of real_logits against (1 - label_smoothing)
+    # TODO [adversarial losses]: the discriminator's loss on real and fake logits.
+    #   BCE with logits of real_logits against (1 - label_smoothing)
     #   plus BCE with logits of fake_logits against 0 (each a mean over the batch).
     #   Paper: Eq. 2, the discriminator's side of the min-max game.
     #   Self-check: checks.check_losses() prints "Losses: OK".
@@ -80,3 +87,58 @@ def discriminator_loss(
     fake = F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
     return real + fake
     # END SOLUTION
+
+
+# --- beyond the paper (not student TODOs) ---------------------------------------------------------
+
+
+def pixel_l1(sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+    """Mean absolute error over all pixels: (N, 3, H, W) x 2 -> scalar."""
+    return F.l1_loss(sr, hr)
+
+
+def image_gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward differences along width and height: (N, C, H, W) -> (N, C, H, W-1), (N, C, H-1, W)."""
+    return x[..., :, 1:] - x[..., :, :-1], x[..., 1:, :] - x[..., :-1, :]
+
+
+def edge_loss(sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+    """Edge-preserving loss: L1 between the image gradients of SR and HR (mean over both directions)."""
+    (sx, sy), (hx, hy) = image_gradients(sr), image_gradients(hr)
+    return F.l1_loss(sx, hx) + F.l1_loss(sy, hy)
+
+
+def ragan_discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """Relativistic average D (ESRGAN Eq. 2): real should look more real than the average fake and
+    fake less real than the average real: mean of BCE(C(r) - E[C(f)], 1) and BCE(C(f) - E[C(r)], 0)."""
+    real_rel = real_logits - fake_logits.mean()
+    fake_rel = fake_logits - real_logits.mean()
+    bce = F.binary_cross_entropy_with_logits
+    return (
+        bce(real_rel, torch.ones_like(real_rel)) + bce(fake_rel, torch.zeros_like(fake_rel))
+    ) / 2
+
+
+def ragan_generator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """The generator's side (ESRGAN Eq. 3): the same terms with the targets swapped. Real logits are
+    treated as constants (the discriminator is not trained by this loss)."""
+    return ragan_discriminator_loss(fake_logits, real_logits.detach())
+
+
+def wgan_critic_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+    """The critic maximises E[C(real)] - E[C(fake)] (no sigmoid, no log): loss = E[C(f)] - E[C(r)]."""
+    return fake_scores.mean() - real_scores.mean()
+
+
+def wgan_generator_loss(fake_scores: torch.Tensor) -> torch.Tensor:
+    """The generator maximises E[C(fake)]: loss = -E[C(f)]."""
+    return -fake_scores.mean()
+
+
+def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """WGAN-GP (Gulrajani et al. 2017): E[(||grad_x C(x)||_2 - 1)^2] at random points x on the lines
+    between real and fake samples. Returns the penalty (multiply by its weight, 10 in the paper)."""
+    eps = torch.rand(real.shape[0], 1, 1, 1, device=real.device, dtype=real.dtype)
+    mixed = (eps * real + (1 - eps) * fake).requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(mixed).sum(), mixed, create_graph=True)
+    return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()

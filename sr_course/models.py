@@ -178,8 +178,9 @@ class SRResNet(nn.Module):
 
     def forward(self, lr: torch.Tensor) -> torch.Tensor:
         """lr: (N, 3, h, w) in [0, 1] -> (N, 3, s*h, s*w) in [-1, 1]."""
-        # TODO [SRResNet]: head, then body with a long skip (features of head + body_end(body(...))),
-        #   then upscale and tail.
+        # TODO [SRResNet]: run head, body with the long skip, upscale and tail.
+        #   features = head(lr); features = features + body_end(body(features));
+        #   then tail(upscale(features)). Shapes as in the box above.
         # BEGIN SOLUTION
         features = self.head(lr)
         features = features + self.body_end(self.body(features))
@@ -226,15 +227,21 @@ class Generator(SRResNet):
 
 class Discriminator(nn.Module):
     """SRGAN's discriminator: image (N, 3, H, W) in [-1, 1] -> logit (N, 1) (no sigmoid: use
-    BCE-with-logits). Any H, W >= 16 works thanks to the adaptive pooling."""
+    BCE-with-logits). Any H, W >= 16 works thanks to the adaptive pooling. batch_norm=False drops the
+    batch norms (a WGAN-GP critic needs that: its gradient penalty is per sample)."""
 
     def __init__(
-        self, kernel_size: int = 3, n_channels: int = 64, n_blocks: int = 8, fc_size: int = 1024
+        self,
+        kernel_size: int = 3,
+        n_channels: int = 64,
+        n_blocks: int = 8,
+        fc_size: int = 1024,
+        batch_norm: bool = True,
     ):
         super().__init__()
         # TODO [Discriminator]: build the discriminator.
         #   - self.features: nn.Sequential of n_blocks ConvolutionalBlock(in, out, kernel_size, stride,
-        #     batch_norm=(i > 0), activation='leakyrelu') for i = 0 .. n_blocks-1, where
+        #     batch_norm=(batch_norm and i > 0), activation='leakyrelu') for i = 0 .. n_blocks-1, where
         #     out = n_channels * 2**(i // 2) (64, 64, 128, 128, 256, 256, 512, 512) and
         #     stride = 1 for even i, 2 for odd i.
         #   - self.pool: nn.AdaptiveAvgPool2d((6, 6))
@@ -254,7 +261,7 @@ class Discriminator(nn.Module):
                     out_channels,
                     kernel_size,
                     stride=1 if i % 2 == 0 else 2,
-                    batch_norm=i > 0,
+                    batch_norm=batch_norm and i > 0,
                     activation="leakyrelu",
                 )
             )
@@ -303,16 +310,24 @@ class TruncatedVGG19(nn.Module):
     forward: (N, 3, H, W) in [-1, 1] -> (N, C, H / 2**(i-1), W / 2**(i-1)); the ImageNet
     normalisation VGG19 was trained with is applied here and nowhere else.
 
+    before_activation=True stops at the convolution itself (ESRGAN's perceptual loss).
     weights: 'imagenet' (torchvision's VGG19_Weights.IMAGENET1K_V1: its cache, else its download),
              a path to a `vgg19-*.pth` file in torchvision's key format, or None (random; for tests).
     """
 
-    def __init__(self, i: int = 5, j: int = 4, weights: str | os.PathLike | None = "imagenet"):
+    def __init__(
+        self,
+        i: int = 5,
+        j: int = 4,
+        weights: str | os.PathLike | None = "imagenet",
+        before_activation: bool = False,
+    ):
         super().__init__()
         import torchvision
 
         self.i, self.j = i, j
-        n_layers = vgg19_truncation_index(i, j)
+        # ESRGAN takes the features before the ReLU: they are denser and keep brightness information.
+        n_layers = vgg19_truncation_index(i, j) - int(before_activation)
         vgg = torchvision.models.vgg19(weights=None)
         self.features = vgg.features[:n_layers]
         if weights is not None:

@@ -34,11 +34,13 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from . import losses
+from .archs import build_generator
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import to_plain_dict
 from .datasets import EpochSampler, SRDataset
 from .losses import VGGContentLoss, discriminator_loss, generator_adversarial_loss, pixel_mse
-from .models import Discriminator, Generator, TruncatedVGG19, count_parameters
+from .models import Discriminator, TruncatedVGG19, count_parameters
 from .utils import get_device, seed_everything
 
 STAGES = ("srresnet", "srgan")
@@ -55,9 +57,10 @@ def srresnet_step(t: Trainer, lr: torch.Tensor, hr: torch.Tensor) -> dict[str, t
     """One SRResNet step: lr (N, 3, h, w) in [0, 1], hr (N, 3, 4h, 4w) in [-1, 1]."""
     with t.autocast():
         sr = t.G(lr)
-    loss = pixel_mse(sr.float(), hr)
+    loss = t.pixel_loss(sr.float(), hr)  # pixel MSE in the paper; see Trainer._pixel_loss
     t.opt_g.zero_grad(set_to_none=True)
     t.scaler_g.scale(loss).backward()
+    t.clip_gradients()
     t.scaler_g.step(t.opt_g)
     t.scaler_g.update()
     return {"loss": loss.detach()}
@@ -128,6 +131,53 @@ def srgan_step(
     # END SOLUTION
 
 
+def gan_variant_step(
+    t: Trainer, lr: torch.Tensor, hr: torch.Tensor, update_generator: bool = True
+) -> dict[str, torch.Tensor]:
+    """One step of the GAN variants beyond the paper (srgan.gan = 'ragan', 'wgan' or 'wgan-gp'),
+    with the same structure as srgan_step: generator update (D frozen), then D (critic) update."""
+    s = t.cfg.srgan
+    out = {}
+    if update_generator:
+        with t.autocast():
+            sr = t.G(lr)
+        with frozen(t.D_raw), t.autocast():
+            content = t.content_loss(sr.float(), hr)
+            fake = t.D_raw(sr).float()
+            if s.gan == "ragan":
+                adversarial = losses.ragan_generator_loss(t.D_raw(hr).float(), fake)
+            else:
+                adversarial = losses.wgan_generator_loss(fake)
+        g_loss = content + s.adv_weight * adversarial
+        t.opt_g.zero_grad(set_to_none=True)
+        t.scaler_g.scale(g_loss).backward()
+        t.scaler_g.step(t.opt_g)
+        t.scaler_g.update()
+        out = {"content": content.detach(), "adversarial": adversarial.detach()}
+    else:
+        with torch.no_grad(), t.autocast():
+            sr = t.G(lr)
+    fake_images = sr.detach()
+    with t.autocast():
+        real, fake = t.D(hr).float(), t.D(fake_images).float()
+    if s.gan == "ragan":
+        d_loss = losses.ragan_discriminator_loss(real, fake)
+    else:
+        d_loss = losses.wgan_critic_loss(real, fake)
+        if s.gan == "wgan-gp":
+            d_loss = d_loss + s.gp_weight * losses.gradient_penalty(t.D, hr, fake_images.float())
+    t.opt_d.zero_grad(set_to_none=True)
+    t.scaler_d.scale(d_loss).backward()
+    t.scaler_d.step(t.opt_d)
+    t.scaler_d.update()
+    if s.gan == "wgan":  # keep the critic (roughly) 1-Lipschitz by clipping its weights
+        with torch.no_grad():
+            for p in t.D_raw.parameters():
+                p.clamp_(-s.clip_value, s.clip_value)
+    out["discriminator"] = d_loss.detach()
+    return out
+
+
 def train_srresnet_epoch(t: Trainer) -> None:
     """One epoch of SRResNet training (from where the epoch was left off, when resuming)."""
     t.G.train()
@@ -140,8 +190,9 @@ def train_srgan_epoch(t: Trainer) -> None:
     t.G.train()
     t.D.train()
     d_steps = max(1, int(t.cfg.srgan.d_steps))
+    step = srgan_step if t.cfg.srgan.gan == "standard" else gan_variant_step
     for lr, hr in t.epoch_batches():
-        t.end_step(srgan_step(t, lr, hr, update_generator=t.iteration % d_steps == 0))
+        t.end_step(step(t, lr, hr, update_generator=t.iteration % d_steps == 0))
 
 
 # --- the trainer ---------------------------------------------------------------------------------
@@ -259,8 +310,9 @@ class Trainer:
             )
 
         # Networks and optimisers.
-        self.G_raw = Generator(**config.G).to(self.device, memory_format=self.memory_format)
-        self.opt_g = torch.optim.Adam(self.G_raw.parameters(), lr=self.recipe.lr)
+        self.G_raw = build_generator(config).to(self.device, memory_format=self.memory_format)
+        self.opt_g = self._optimizer(self.G_raw.parameters())
+        self.pixel_loss = self._pixel_loss()
         self.iterations_per_epoch = len(self.loader)
         planned = int(self.recipe.epochs) * self.iterations_per_epoch
         # max_iterations stops a run early; the schedule still follows the planned length.
@@ -272,19 +324,9 @@ class Trainer:
         self.D_raw = self.opt_d = self.sched_d = None
         if stage == "srgan":
             self.D_raw = Discriminator(**config.D).to(self.device, memory_format=self.memory_format)
-            self.opt_d = torch.optim.Adam(self.D_raw.parameters(), lr=self.recipe.lr)
+            self.opt_d = self._optimizer(self.D_raw.parameters())
             self.sched_d = torch.optim.lr_scheduler.MultiStepLR(self.opt_d, milestones, gamma=0.1)
-            if config.srgan.content_loss == "vgg":
-                vgg = TruncatedVGG19(config.vgg.i, config.vgg.j, config.vgg.weights).to(
-                    self.device, memory_format=self.memory_format
-                )
-                self.content_loss = VGGContentLoss(vgg, config.srgan.vgg_rescale)
-            elif config.srgan.content_loss == "mse":
-                self.content_loss = pixel_mse
-            else:
-                raise ValueError(
-                    f"srgan.content_loss must be 'vgg' or 'mse', got {config.srgan.content_loss!r}"
-                )
+            self.content_loss = self._content_loss()
 
         # Progress counters and history (all restored on resume).
         self.epoch = 0  # epochs completed
@@ -324,6 +366,53 @@ class Trainer:
 
     # -- setup helpers --
 
+    def _optimizer(self, params):
+        """Adam (the paper); SGD with momentum for VDSR's recipe; RMSProp for WGAN with clipping."""
+        name, lr = self.recipe.optimizer, self.recipe.lr
+        if name == "sgd":
+            return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=1e-4)
+        if name == "rmsprop":
+            return torch.optim.RMSprop(params, lr=lr)
+        betas = (
+            (0.0, 0.9)
+            if self.stage == "srgan" and self.cfg.srgan.gan == "wgan-gp"
+            else (0.9, 0.999)
+        )
+        return torch.optim.Adam(params, lr=lr, betas=betas)
+
+    def _pixel_loss(self):
+        """The PSNR stage's loss: MSE (the paper) or L1, plus edge_weight x the edge loss."""
+        r = self.cfg.srresnet
+        base = pixel_mse if r.loss == "mse" else losses.pixel_l1
+        if not r.edge_weight:
+            return base
+        return lambda sr, hr: base(sr, hr) + r.edge_weight * losses.edge_loss(sr, hr)
+
+    def _content_loss(self):
+        """SRGAN's content loss: VGG features (after or before the activation), MSE or L1 pixels,
+        plus srgan.edge_weight x the edge loss."""
+        c, s = self.cfg, self.cfg.srgan
+        if s.content_loss == "vgg":
+            vgg = TruncatedVGG19(
+                c.vgg.i, c.vgg.j, c.vgg.weights, before_activation=c.vgg.before_activation
+            )
+            base = VGGContentLoss(
+                vgg.to(self.device, memory_format=self.memory_format), s.vgg_rescale
+            )
+        else:
+            base = pixel_mse if s.content_loss == "mse" else losses.pixel_l1
+        if not s.edge_weight:
+            return base
+        return lambda sr, hr: base(sr, hr) + s.edge_weight * losses.edge_loss(sr, hr)
+
+    def clip_gradients(self) -> None:
+        """VDSR's adjustable clipping: each gradient clipped to +-theta / (current learning rate)."""
+        theta = self.recipe.get("grad_clip_theta")
+        if theta:
+            self.scaler_g.unscale_(self.opt_g)
+            lr = self.opt_g.param_groups[0]["lr"]
+            torch.nn.utils.clip_grad_value_(self.G_raw.parameters(), theta / lr)
+
     def _initialise_generator(self) -> None:
         mode = self.cfg.srgan.mode
         if mode == "baseline":
@@ -347,10 +436,11 @@ class Trainer:
                 f"SRGAN mode 'paper' starts from a trained SRResNet, but {path} does not exist: train it first "
                 "(python -m sr_course train-srresnet), set srgan.srresnet_checkpoint=PATH, or use srgan.mode=baseline"
             )
-        info = self.G_raw.initialize_with_srresnet(path) if self.is_main else None
-        if not self.is_main:
+        if self.is_main and hasattr(self.G_raw, "initialize_with_srresnet"):
+            self.G_raw.initialize_with_srresnet(path)
+        else:
             self.G_raw.load_state_dict(load_checkpoint(path)["models"]["generator"])
-        self.init_info = info
+            self.log(f"generator initialised from {path}")
 
     def _resume(self, resume) -> str | None:
         path = self.out_dir / "last.pt" if resume in ("auto", True) else Path(resume)

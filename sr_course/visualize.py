@@ -173,6 +173,27 @@ def single_comparison(
     )
 
 
+def interpolation_sweep(
+    psnr_ckpt,
+    gan_ckpt,
+    split: str,
+    image: int,
+    config,
+    alphas=(0.0, 0.25, 0.5, 0.75, 1.0),
+    out=None,
+    zoom=None,
+):
+    """One test image super-resolved by interpolated networks (ESRGAN's network interpolation),
+    alpha = 0 (PSNR model) ... 1 (GAN model), with PSNR / SSIM under each panel; returns the Figure."""
+    from .inference import interpolate_generators
+
+    methods = {f"alpha = {a:g}": interpolate_generators(psnr_ckpt, gan_ckpt, a) for a in alphas}
+    methods["HR"] = "hr"
+    return comparison_grid(
+        split, methods, config, out=out, images=[image], zoom=zoom, panel_inches=2.4
+    )
+
+
 def save_figure(fig, out: str | os.PathLike) -> tuple[Path, Path]:
     """Save `fig` as out.png (220 dpi) and out.pdf (vector) and return both paths."""
     out = Path(out)

@@ -125,7 +125,8 @@ def test_bad_config_messages():
     with pytest.raises(KeyError) as err:
         load_config("smoke", srresnet={"learning_rate": 1})
     assert err.value.args[0] == (
-        "unknown config key 'srresnet.learning_rate'; valid keys here: batch_size, epochs, lr, lr_decay_at"
+        "unknown config key 'srresnet.learning_rate'; valid keys here: batch_size, edge_weight, epochs, "
+        "grad_clip_theta, loss, lr, lr_decay_at, optimizer"
     )
     with pytest.raises(ValueError, match="not key=value"):
         parse_overrides(["lr"])

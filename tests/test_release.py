@@ -1,0 +1,250 @@
+import hashlib
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from sr_course import release
+from sr_course.release import (
+    KIT_ROOT,
+    ReleaseError,
+    build_release,
+    commit_to_branch,
+    find_regions,
+    grade,
+)
+
+TODOS = {
+    "ConvolutionalBlock",
+    "SubPixelConvolutionalBlock",
+    "ResidualBlock",
+    "SRResNet",
+    "Discriminator",
+    "TruncatedVGG19",
+    "pixel_mse",
+    "VGGContentLoss",
+    "adversarial losses",
+    "SRGAN step",
+}
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (
+            "# TODO [a]: x\n# BEGIN SOLUTION\n# BEGIN SOLUTION\n# END SOLUTION\n",
+            "f.py:3: nested '# BEGIN SOLUTION' (the region opened at line 2 is not closed)",
+        ),
+        (
+            "# TODO [a]: x\n# BEGIN SOLUTION\ny = 1\n",
+            "f.py:2: '# BEGIN SOLUTION' is never closed by '# END SOLUTION'",
+        ),
+        (
+            "y = 1\n# END SOLUTION\n",
+            "f.py:2: stray '# END SOLUTION' without a '# BEGIN SOLUTION' before it",
+        ),
+        (
+            "y = 1\n# BEGIN SOLUTION\ny = 2\n# END SOLUTION\n",
+            "f.py:2: the solution region has no '# TODO [<id>]: <what>' box above it",
+        ),
+        (
+            "# TODO [a]: x\n# BEGIN SOLUTION\ny = 2  # END SOLUTION\n",
+            "f.py:3: a solution marker must stand alone on its line",
+        ),
+    ],
+)
+def test_bad_markers_name_file_and_line(text, message):
+    with pytest.raises(ReleaseError) as err:
+        find_regions(text, "f.py")
+    assert str(err.value) == message
+
+
+def test_stub_keeps_indentation_and_names_the_todo():
+    text = "def f(x):\n    # TODO [double]: return twice x.\n    #   Shapes: any.\n    # BEGIN SOLUTION\n    y = 2 * x\n    return y\n    # END SOLUTION\n"
+    stripped, regions = release.strip_solutions(text, "f.py")
+    assert (
+        stripped
+        == "def f(x):\n    # TODO [double]: return twice x.\n    #   Shapes: any.\n    raise NotImplementedError('TODO: double: return twice x.')\n"
+    )
+    assert regions[0].todo_id == "double" and regions[0].lines == ("    y = 2 * x", "    return y")
+
+
+@pytest.fixture(scope="module")
+def kit(tmp_path_factory):
+    out = tmp_path_factory.mktemp("release") / "kit"
+    regions = build_release(out, verbose=False)
+    return out, regions
+
+
+def test_kit_has_no_solution_and_imports(kit):
+    out, regions = kit
+    assert {r.todo_id for r in regions} == TODOS
+    for path in out.rglob("*.py"):
+        assert not any(
+            line.strip() in (release.BEGIN, release.END) for line in path.read_text().splitlines()
+        ), path
+    for path in out.rglob("*.ipynb"):
+        nb = nbformat.read(path, as_version=4)
+        assert not any("BEGIN SOLUTION" in c.source for c in nb.cells if c.cell_type == "code"), (
+            path
+        )
+    for rel in release.INSTRUCTOR_ONLY:
+        assert not (out / rel).exists()
+    probe = subprocess.run(
+        [sys.executable, "-c", "import sr_course.models as m; print(m.__file__)"],
+        cwd=out,
+        env=release._isolated_env(out),
+        capture_output=True,
+        text=True,
+    )
+    assert probe.returncode == 0 and Path(probe.stdout.strip()).is_relative_to(out)
+    for nb_path in (out / "notebooks").glob("*.ipynb"):
+        nb = nbformat.read(nb_path, as_version=4)
+        assert all(
+            not c.get("outputs") and c.get("execution_count") is None
+            for c in nb.cells
+            if c.cell_type == "code"
+        )
+
+
+def test_every_stub_raises_naming_its_todo(kit, tmp_path):
+    out, _ = kit
+    trial = tmp_path / "trial"
+    shutil.copytree(out, trial)
+    shutil.copy2(KIT_ROOT / release.GRADING_TESTS, trial / release.GRADING_TESTS)
+    report = release.grade_tree(trial, notebooks=False, timeout=60)
+    assert set(report["todos"]) == TODOS
+    for todo_id, entry in report["todos"].items():
+        assert entry["score"] == 0.0
+        assert f"TODO: {todo_id}:" in entry["first_failure"], (todo_id, entry)
+
+
+def test_release_refuses_a_non_empty_folder(tmp_path):
+    (tmp_path / "x").write_text("keep me")
+    with pytest.raises(ReleaseError, match="exists and is not empty; choose a new folder"):
+        build_release(tmp_path, check=False, verbose=False)
+    assert (tmp_path / "x").read_text() == "keep me"
+
+
+def _digest(folder: Path) -> dict:
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_reference_grades_full_score_and_submission_is_untouched(tmp_path):
+    submission = tmp_path / "reference-submission"
+    for rel in release.EDITABLE:
+        (submission / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(KIT_ROOT / rel, submission / rel)
+    before = _digest(submission)
+    report = grade(submission, json_out=tmp_path / "grade.json", verbose=False)
+    assert {k: v["score"] for k, v in report["todos"].items()} == {t: 1.0 for t in TODOS}
+    assert report["notebooks"]["score"] == 1.0 and report["notebooks"]["total"] >= 20
+    assert (tmp_path / "grade.json").exists()
+    assert _digest(submission) == before
+
+
+def _fill(kit_dir: Path, todo_id: str) -> None:
+    """Put the reference solution of one TODO back into a student kit."""
+    for rel in release.EDITABLE:
+        reference = (KIT_ROOT / rel).read_text()
+        regions = [r for r in find_regions(reference, rel) if r.todo_id == todo_id]
+        text = (kit_dir / rel).read_text()
+        for r in regions:
+            stub = release._stub(r)
+            assert stub in text
+            text = text.replace(stub, "\n".join(r.lines), 1)
+        (kit_dir / rel).write_text(text)
+
+
+def test_one_todo_filled_scores_exactly_that_todo(kit, tmp_path):
+    out, _ = kit
+    submission = tmp_path / "student"
+    shutil.copytree(out, submission)
+    _fill(submission, "ConvolutionalBlock")
+    before = _digest(submission)
+    report = grade(submission, notebooks=False, verbose=False)
+    assert {k: v["score"] for k, v in report["todos"].items()} == {
+        t: float(t == "ConvolutionalBlock") for t in TODOS
+    }
+    assert _digest(submission) == before
+
+
+def test_syntax_error_and_infinite_loop_are_graded(kit, tmp_path):
+    out, _ = kit
+    broken = tmp_path / "broken"
+    shutil.copytree(out, broken)
+    (broken / "sr_course/losses.py").write_text(
+        (broken / "sr_course/losses.py").read_text() + "\ndef oops(:\n"
+    )
+    report = grade(broken, notebooks=False, timeout=20, verbose=False)
+    assert all(e["score"] == 0.0 for e in report["todos"].values())
+    assert "SyntaxError" in report["todos"]["pixel_mse"]["first_failure"]
+
+    looping = tmp_path / "looping"
+    for rel in release.EDITABLE:
+        (looping / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(KIT_ROOT / rel, looping / rel)
+    solver = (looping / "sr_course/solver.py").read_text()
+    solver = solver.replace(
+        "    s = t.cfg.srgan\n", "    s = t.cfg.srgan\n    while True:\n        pass\n", 1
+    )
+    (looping / "sr_course/solver.py").write_text(solver)
+    report = grade(looping, notebooks=False, timeout=5, verbose=False)
+    assert report["todos"]["SRGAN step"]["score"] == 0.0
+    assert "Timeout" in report["todos"]["SRGAN step"]["first_failure"]
+    assert report["todos"]["SRResNet"]["score"] == 1.0
+
+
+def test_kit_committed_to_a_branch_without_touching_the_work_tree(kit, tmp_path):
+    out, _ = kit
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git = [
+        "git",
+        "-C",
+        str(repo),
+        "-c",
+        "user.name=Instructor",
+        "-c",
+        "user.email=instructor@example.org",
+    ]
+    subprocess.run([*git, "init", "-q"], check=True)
+    (repo / "solution.txt").write_text("reference")
+    subprocess.run([*git, "add", "solution.txt"], check=True)
+    subprocess.run([*git, "commit", "-qm", "reference"], check=True)
+    env_id = {
+        "GIT_AUTHOR_NAME": "Instructor",
+        "GIT_AUTHOR_EMAIL": "i@example.org",
+        "GIT_COMMITTER_NAME": "Instructor",
+        "GIT_COMMITTER_EMAIL": "i@example.org",
+    }
+    import os
+
+    os.environ.update(env_id)
+    try:
+        commit = commit_to_branch(out, "student", root=repo)
+    finally:
+        for k in env_id:
+            os.environ.pop(k, None)
+    files = subprocess.run(
+        [*git, "ls-tree", "-r", "--name-only", "student"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert "sr_course/models.py" in files and "sr_course/release.py" not in files
+    models = subprocess.run(
+        [*git, "show", "student:sr_course/models.py"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "NotImplementedError('TODO: SRResNet:" in models
+    assert (
+        subprocess.run([*git, "status", "--porcelain"], capture_output=True, text=True).stdout == ""
+    )
+    assert len(commit) == 40
