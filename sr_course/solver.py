@@ -53,16 +53,23 @@ class DivergenceError(RuntimeError):
 # --- steps and epochs ------------------------------------------------------------------------------
 
 
+def optimizer_step(loss: torch.Tensor, optimizer, scaler, before_step=None) -> None:
+    """One update: zero the gradients, backpropagate the (loss-scaled, under fp16) loss, run
+    `before_step` (gradient clipping), step the optimiser and update the loss scale."""
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    if before_step is not None:
+        before_step()
+    scaler.step(optimizer)
+    scaler.update()
+
+
 def srresnet_step(t: Trainer, lr: torch.Tensor, hr: torch.Tensor) -> dict[str, torch.Tensor]:
     """One SRResNet step: lr (N, 3, h, w) in [0, 1], hr (N, 3, 4h, 4w) in [-1, 1]."""
     with t.autocast():
         sr = t.G(lr)
     loss = t.pixel_loss(sr.float(), hr)  # pixel MSE in the paper; see Trainer._pixel_loss
-    t.opt_g.zero_grad(set_to_none=True)
-    t.scaler_g.scale(loss).backward()
-    t.clip_gradients()
-    t.scaler_g.step(t.opt_g)
-    t.scaler_g.update()
+    optimizer_step(loss, t.opt_g, t.scaler_g, before_step=t.clip_gradients)
     return {"loss": loss.detach()}
 
 
@@ -87,17 +94,17 @@ def srgan_step(
     lr (N, 3, h, w) in [0, 1], hr (N, 3, 4h, 4w) in [-1, 1]. Available on t: t.G, t.D (what to call
     for the discriminator's own update), t.D_raw (the same network without DDP, for the G step),
     t.content_loss(sr, hr), t.cfg.srgan.adv_weight, t.cfg.srgan.label_smoothing, t.opt_g, t.opt_d,
-    t.scaler_g, t.scaler_d, t.autocast().
+    t.scaler_g, t.scaler_d, t.autocast(); and optimizer_step() above for each update.
     """
     s = t.cfg.srgan
     # TODO [SRGAN step]: one generator update and one discriminator update.
     #   1. sr = G(lr) (under t.autocast(); without gradients when not update_generator).
     #   2. If update_generator: with frozen(t.D_raw): content = t.content_loss(sr, hr) and
     #      adversarial = generator_adversarial_loss(t.D_raw(sr)); the perceptual loss is
-    #      content + s.adv_weight * adversarial (Eq. 3). Zero G's gradients, backward through
-    #      t.scaler_g.scale(...), t.scaler_g.step(t.opt_g), t.scaler_g.update().
+    #      content + s.adv_weight * adversarial (Eq. 3); update G with
+    #      optimizer_step(perceptual_loss, t.opt_g, t.scaler_g).
     #   3. Discriminator: d_loss = discriminator_loss(t.D(hr), t.D(sr.detach()), s.label_smoothing);
-    #      zero D's gradients, backward and step with t.scaler_d / t.opt_d.
+    #      update D with optimizer_step(d_loss, t.opt_d, t.scaler_d).
     #   Return {"content": ..., "adversarial": ..., "discriminator": ...} as detached tensors
     #   (content/adversarial only when the generator was updated).
     #   Paper: Sec. 2.1 (Eq. 2, the min-max game), Sec. 2.2 (Eq. 3), Sec. 3.2 (training details).
@@ -111,10 +118,7 @@ def srgan_step(
             content = t.content_loss(sr.float(), hr)
             adversarial = generator_adversarial_loss(t.D_raw(sr).float())
         g_loss = content + s.adv_weight * adversarial
-        t.opt_g.zero_grad(set_to_none=True)
-        t.scaler_g.scale(g_loss).backward()
-        t.scaler_g.step(t.opt_g)
-        t.scaler_g.update()
+        optimizer_step(g_loss, t.opt_g, t.scaler_g)
         out = {"content": content.detach(), "adversarial": adversarial.detach()}
     else:
         with torch.no_grad(), t.autocast():
@@ -122,10 +126,7 @@ def srgan_step(
     with t.autocast():
         real_logits, fake_logits = t.D(hr), t.D(sr.detach())
     d_loss = discriminator_loss(real_logits.float(), fake_logits.float(), s.label_smoothing)
-    t.opt_d.zero_grad(set_to_none=True)
-    t.scaler_d.scale(d_loss).backward()
-    t.scaler_d.step(t.opt_d)
-    t.scaler_d.update()
+    optimizer_step(d_loss, t.opt_d, t.scaler_d)
     out["discriminator"] = d_loss.detach()
     return out
     # END SOLUTION
@@ -149,10 +150,7 @@ def gan_variant_step(
             else:
                 adversarial = losses.wgan_generator_loss(fake)
         g_loss = content + s.adv_weight * adversarial
-        t.opt_g.zero_grad(set_to_none=True)
-        t.scaler_g.scale(g_loss).backward()
-        t.scaler_g.step(t.opt_g)
-        t.scaler_g.update()
+        optimizer_step(g_loss, t.opt_g, t.scaler_g)
         out = {"content": content.detach(), "adversarial": adversarial.detach()}
     else:
         with torch.no_grad(), t.autocast():
@@ -166,10 +164,7 @@ def gan_variant_step(
         d_loss = losses.wgan_critic_loss(real, fake)
         if s.gan == "wgan-gp":
             d_loss = d_loss + s.gp_weight * losses.gradient_penalty(t.D, hr, fake_images.float())
-    t.opt_d.zero_grad(set_to_none=True)
-    t.scaler_d.scale(d_loss).backward()
-    t.scaler_d.step(t.opt_d)
-    t.scaler_d.update()
+    optimizer_step(d_loss, t.opt_d, t.scaler_d)
     if s.gan == "wgan":  # keep the critic (roughly) 1-Lipschitz by clipping its weights
         with torch.no_grad():
             for p in t.D_raw.parameters():
