@@ -207,45 +207,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_check)
 
-    p = sub.add_parser(
-        "execute-notebooks",
-        help="re-execute the course notebooks in place (smoke profile) and strip them, for committing",
-        description="Runs notebooks/*.ipynb in course order with fresh data and run folders, then keeps "
-        "outputs and execution counts but strips other metadata (nbstripout --keep-output --keep-count).",
-    )
-    p.add_argument(
-        "names", nargs="*", help="notebook names without .ipynb (default: all, in course order)"
-    )
-    p.add_argument("--profile", default="smoke", help="profile to run them on (default smoke)")
-    p.set_defaults(func=_cmd_execute_notebooks)
-
-    p = sub.add_parser(
-        "release",
-        help="build the student kit from this reference (instructors)",
-        description="Writes the student kit to --out: solution regions become NotImplementedError stubs, "
-        "notebook outputs are cleared, hidden tests and grading tools are left out; then checks the kit.",
-    )
-    p.add_argument("--out", required=True, help="a new (or empty) folder for the kit")
-    p.add_argument(
-        "--git-branch", help="also commit the kit as the tip of this branch of this repository"
-    )
-    p.set_defaults(func=_cmd_release)
-
-    p = sub.add_parser(
-        "grade",
-        help="grade a student's submission (instructors)",
-        description="Copies the submission's sr_course/models.py, losses.py and solver.py into a clean copy of "
-        "the reference kit, runs the grading tests of each TODO and the notebooks (nbval, smoke profile), and "
-        "prints a score per TODO. The submission folder is only read.",
-    )
-    p.add_argument("submission", help="the student's kit folder")
-    p.add_argument("--json", help="also write the report as JSON here (for a gradebook)")
-    p.add_argument(
-        "--timeout", type=int, default=120, help="seconds per test or notebook cell (default 120)"
-    )
-    p.add_argument("--no-notebooks", action="store_true", help="grade the TODO tests only")
-    p.set_defaults(func=_cmd_grade)
-
     for stage, what in (
         ("srresnet", "SRResNet with pixel MSE (Sec. 3.2)"),
         ("srgan", "SRGAN: VGG content + adversarial loss"),
@@ -266,16 +227,6 @@ def build_parser() -> argparse.ArgumentParser:
             "--resume-from", metavar="CHECKPOINT", help="continue from this checkpoint file"
         )
         p.set_defaults(func=_cmd_train)
-
-    p = sub.add_parser(
-        "convert-checkpoint",
-        help="convert a checkpoint of the course's old format (pickled modules) that you trust",
-        description="Unpickles OLD (this can run code: only for files you trust) and writes its weights in "
-        "the kit's safe checkpoint format to NEW.",
-    )
-    p.add_argument("old")
-    p.add_argument("new")
-    p.set_defaults(func=_cmd_convert)
 
     p = sub.add_parser(
         "test",
@@ -332,6 +283,56 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/figures", help="output folder (default runs/figures)")
     p.add_argument("--tile", type=int, help="tile size in LR pixels (default: automatic)")
     p.set_defaults(func=_cmd_grid)
+
+    p = sub.add_parser(
+        "convert-checkpoint",
+        help="convert a checkpoint of the course's old format (pickled modules) that you trust",
+        description="Unpickles OLD (this can run code: only for files you trust) and writes its weights in "
+        "the kit's safe checkpoint format to NEW.",
+    )
+    p.add_argument("old")
+    p.add_argument("new")
+    p.set_defaults(func=_cmd_convert)
+
+    p = sub.add_parser(
+        "execute-notebooks",
+        help="re-execute the course notebooks in place (smoke profile) and strip them, for committing",
+        description="Runs notebooks/*.ipynb in course order with fresh data and run folders, then keeps "
+        "outputs and execution counts but strips other metadata (nbstripout --keep-output --keep-count).",
+    )
+    p.add_argument(
+        "names", nargs="*", help="notebook names without .ipynb (default: all, in course order)"
+    )
+    p.add_argument("--profile", default="smoke", help="profile to run them on (default smoke)")
+    p.set_defaults(func=_cmd_execute_notebooks)
+
+    p = sub.add_parser(
+        "release",
+        help="build the student kit from this reference (instructors)",
+        description="Writes the student kit to --out: solution regions become NotImplementedError stubs, "
+        "notebook outputs are cleared, hidden tests and grading tools are left out; then checks the kit.",
+    )
+    p.add_argument("--out", required=True, help="a new (or empty) folder for the kit")
+    p.add_argument(
+        "--git-branch", help="also commit the kit as the tip of this branch of this repository"
+    )
+    p.set_defaults(func=_cmd_release)
+
+    p = sub.add_parser(
+        "grade",
+        help="grade a student's submission (instructors)",
+        description="Copies the submission's sr_course/models.py, losses.py and solver.py into a clean copy of "
+        "the reference kit, runs the grading tests of each TODO and the notebooks (nbval, smoke profile), and "
+        "prints a score per TODO. The submission folder is only read.",
+    )
+    p.add_argument("submission", help="the student's kit folder")
+    p.add_argument("--json", help="also write the report as JSON here (for a gradebook)")
+    p.add_argument(
+        "--timeout", type=int, default=120, help="seconds per test or notebook cell (default 120)"
+    )
+    p.add_argument("--no-notebooks", action="store_true", help="grade the TODO tests only")
+    p.set_defaults(func=_cmd_grade)
+
     return parser
 
 
