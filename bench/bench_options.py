@@ -35,6 +35,7 @@ OPTIONS = {
         "model": {"arch": "vdsr"},
         "srresnet": {"optimizer": "sgd", "lr": 0.05, "grad_clip_theta": 0.01},
     },
+    "vdsr-adam": {"model": {"arch": "vdsr"}, "srresnet": {"lr": 1e-3}},
     "swinir": {"model": {"arch": "swinir"}},
 }
 

@@ -229,11 +229,14 @@ def check_release(kit: Path, regions: list[Region], root: Path = KIT_ROOT) -> No
                     problems.append(
                         f"{path.relative_to(kit)}:{err.lineno}: does not parse: {err.msg}"
                     )
-            for n, line in enumerate(text.splitlines(), 1):
-                if line.strip() in (BEGIN, END) or line.strip().strip('"').strip(",").strip(
-                    '"'
-                ).strip("\\n") in (BEGIN, END):
-                    problems.append(f"{path.relative_to(kit)}:{n}: a solution marker remains")
+            code = text
+            if path.suffix == ".ipynb":  # the code cells' sources, not the JSON
+                cells = json.loads(text)["cells"]
+                code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+            if path.suffix in (".py", ".ipynb"):
+                for n, line in enumerate(code.splitlines(), 1):
+                    if line.strip() in (BEGIN, END):
+                        problems.append(f"{path.relative_to(kit)}:{n}: a solution marker remains")
     # A solution line leaks when it stands anywhere in the kit although the package's own code (outside
     # the regions) never uses it: in a test, a notebook, a doc. Short and shared lines are not telling.
     package = "\n".join(
