@@ -124,12 +124,16 @@ class VDSR(nn.Module):
 
     forward(lr, scale=None): (N, 3, h, w) in [0, 1] -> (N, 3, s*h, s*w) in [-1, 1], s = scale or
     self.scaling_factor. The same weights serve every scale (VDSR's single multi-scale model): the
-    network only ever sees images already at the output size.
+    network only ever sees images already at the output size. train_scales (a config setting) is
+    read by the Trainer, which cycles the training scale per batch.
     """
 
-    def __init__(self, n_channels: int = 64, n_layers: int = 20, scaling_factor: int = 4):
+    def __init__(
+        self, n_channels: int = 64, n_layers: int = 20, scaling_factor: int = 4, train_scales=None
+    ):
         super().__init__()
         self.scaling_factor = scaling_factor
+        self.train_scales = list(train_scales) if train_scales else [scaling_factor]
         layers: list[nn.Module] = [nn.Conv2d(3, n_channels, 3, padding=1), nn.ReLU(inplace=True)]
         for _ in range(n_layers - 2):
             layers += [nn.Conv2d(n_channels, n_channels, 3, padding=1), nn.ReLU(inplace=True)]

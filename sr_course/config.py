@@ -41,7 +41,8 @@ _BASE = {
     "model": {
         "arch": "srresnet",
         "rrdb": {"n_channels": 64, "n_blocks": 23, "growth": 32, "residual_scaling": 0.2},
-        "vdsr": {"n_channels": 64, "n_layers": 20},
+        # train_scales: VDSR's single multi-scale model; e.g. [2, 4] cycles the scale per batch.
+        "vdsr": {"n_channels": 64, "n_layers": 20, "train_scales": None},
         "swinir": {
             "embed_dim": 60,
             "depths": [6, 6, 6, 6],
@@ -227,6 +228,18 @@ def validate(cfg: dict) -> None:
             "srresnet.grad_clip_theta is VDSR's clipping to +-theta/lr, made for SGD's large learning rates; "
             "set srresnet.optimizer=sgd (or grad_clip_theta=None)"
         )
+    scales = cfg["model"]["vdsr"].get("train_scales")
+    if scales:
+        if cfg["model"]["arch"] != "vdsr":
+            raise ValueError(
+                "model.vdsr.train_scales trains one network on several scales, which only VDSR can do; set model.arch=vdsr"
+            )
+        bad = [s for s in scales if not isinstance(s, int) or s < 2 or cfg["data"]["crop_size"] % s]
+        if bad:
+            raise ValueError(
+                f"model.vdsr.train_scales {bad}: each scale must be an integer >= 2 dividing data.crop_size "
+                f"({cfg['data']['crop_size']})"
+            )
     if gan in ("wgan", "wgan-gp") and cfg["srgan"]["label_smoothing"]:
         raise ValueError(
             f"srgan.label_smoothing applies to cross-entropy GANs; a {gan} critic has no labels (set it to 0)"

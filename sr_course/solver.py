@@ -308,6 +308,8 @@ class Trainer:
         self.G_raw = build_generator(config).to(self.device, memory_format=self.memory_format)
         self.opt_g = self._optimizer(self.G_raw.parameters())
         self.pixel_loss = self._pixel_loss()
+        vdsr_scales = config.model.vdsr.get("train_scales") if config.model.arch == "vdsr" else None
+        self.train_scales = [int(x) for x in vdsr_scales] if vdsr_scales else [int(config.scale)]
         self.iterations_per_epoch = len(self.loader)
         planned = int(self.recipe.epochs) * self.iterations_per_epoch
         # max_iterations stops a run early; the schedule still follows the planned length.
@@ -486,16 +488,35 @@ class Trainer:
         return torch.autocast(device_type="cuda", dtype=self.amp_dtype)
 
     def epoch_batches(self):
-        """This rank's batches of the current epoch, from where it was left off, on the device."""
+        """This rank's batches of the current epoch, from where it was left off, on the device.
+
+        VDSR with model.vdsr.train_scales: batch k is trained at scale train_scales[iteration % n];
+        its LR is made from the HR patch (MATLAB bicubic, rounded to 8 bits like a saved LR image)
+        and the network's scaling_factor follows, so one network learns every scale.
+        """
         batch = int(self.recipe.batch_size)
         self.sampler.set_epoch(self.epoch, start=self.batch_in_epoch * batch)
-        for lr, hr in self.loader:
-            if self.iteration >= self.total_iterations:
-                return
-            yield (
-                lr.to(self.device, non_blocking=True, memory_format=self.memory_format),
-                hr.to(self.device, non_blocking=True, memory_format=self.memory_format),
-            )
+        try:
+            for lr, hr in self.loader:
+                if self.iteration >= self.total_iterations:
+                    return
+                lr = lr.to(self.device, non_blocking=True, memory_format=self.memory_format)
+                hr = hr.to(self.device, non_blocking=True, memory_format=self.memory_format)
+                scale = self.train_scales[self.iteration % len(self.train_scales)]
+                if scale != self.cfg.scale:
+                    lr = self._lr_from_hr(hr, scale)
+                self.G_raw.scaling_factor = scale
+                yield lr, hr
+        finally:
+            self.G_raw.scaling_factor = int(self.cfg.scale)
+
+    @staticmethod
+    def _lr_from_hr(hr: torch.Tensor, scale: int) -> torch.Tensor:
+        """(N, 3, H, W) in [-1, 1] -> MATLAB-bicubic (N, 3, H/scale, W/scale) in [0, 1], 8-bit values."""
+        from .imresize import imresize_torch
+
+        lr = imresize_torch(((hr.float() + 1) / 2).clamp(0, 1), 1 / scale)
+        return (torch.floor(lr.clamp(0, 1) * 255 + 0.5) / 255).to(hr.dtype)
 
     def end_step(self, losses: dict[str, torch.Tensor]) -> None:
         """Book-keeping after each optimiser step: counters, schedules, device-side loss sums,

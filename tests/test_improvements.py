@@ -266,3 +266,41 @@ def test_interpolation_reproduces_the_endpoints_exactly(tmp_path):
     half = interpolate_generators(tmp_path / "psnr.pt", tmp_path / "gan.pt", 0.5).state_dict()
     k = "head.block.0.weight"
     assert torch.allclose(half[k], (a.state_dict()[k] + b.state_dict()[k]) / 2)
+
+
+def test_vdsr_multiscale_training_cycles_the_scale(sample_root, tmp_path):
+    from sr_course.solver import Trainer
+
+    cfg = load_config(
+        "smoke",
+        data_root=str(sample_root),
+        runs_dir=str(tmp_path),
+        data={"val_split": None},
+        model={"arch": "vdsr", "vdsr": {"train_scales": [2, 4]}},
+    )
+    t = Trainer(cfg, "srresnet", progress=False)
+    seen = []
+    for lr, hr in t.epoch_batches():
+        seen.append((lr.shape[-1], t.G_raw.scaling_factor, hr.shape[-1]))
+        assert t.G(lr).shape == hr.shape  # the network follows the batch's scale
+        lr01 = ((hr + 1) / 2).clamp(0, 1)
+        if t.G_raw.scaling_factor == 2:  # LR made on the fly: MATLAB bicubic, 8-bit values
+            assert torch.allclose(
+                lr, torch.floor(imresize_torch(lr01, 0.5).clamp(0, 1) * 255 + 0.5) / 255
+            )
+        t.iteration += 1
+    assert seen == [(16, 2, 32), (8, 4, 32), (16, 2, 32)]
+    assert t.G_raw.scaling_factor == 4  # back to the configured scale after the epoch
+    t.iteration = 0
+    t.fit()
+    assert t.iteration == 6
+
+
+def test_train_scales_are_validated():
+    with pytest.raises(ValueError, match="only VDSR can do; set model.arch=vdsr"):
+        load_config("smoke", model={"vdsr": {"train_scales": [2, 4]}})
+    with pytest.raises(
+        ValueError,
+        match=r"train_scales \[3\]: each scale must be an integer >= 2 dividing data.crop_size \(32\)",
+    ):
+        load_config("smoke", model={"arch": "vdsr", "vdsr": {"train_scales": [2, 3, 4]}})
