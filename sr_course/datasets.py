@@ -275,7 +275,8 @@ def read_data_list(data_root: str | os.PathLike, split: str) -> list[dict]:
 # --- datasets ------------------------------------------------------------------------------------
 
 
-def _as_rgb(img: np.ndarray) -> np.ndarray:
+def as_rgb(img: np.ndarray) -> np.ndarray:
+    """A uint8 (H, W) gray image repeated to (H, W, 3); an RGB image unchanged."""
     return np.repeat(img[:, :, None], 3, axis=2) if img.ndim == 2 else img
 
 
@@ -355,7 +356,7 @@ class SRDataset(torch.utils.data.Dataset):
             row = self.rows[i]
             path = self.cache_dir / self.row_split[i] / f"{Path(row['hr']).stem}.{which}.npy"
             if not path.exists():
-                img = _as_rgb(self.hr_uint8(i) if which == "hr" else self.lr_uint8(i))
+                img = as_rgb(self.hr_uint8(i) if which == "hr" else self.lr_uint8(i))
                 with atomic_write(path) as f:  # workers may race here: both write the same bytes
                     np.save(f, np.ascontiguousarray(img))
             arr = np.load(path, mmap_mode="r")
@@ -364,7 +365,7 @@ class SRDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int):
         if not self.train:
-            lr, hr = _as_rgb(self.lr_uint8(index)), _as_rgb(self.hr_uint8(index))
+            lr, hr = as_rgb(self.lr_uint8(index)), as_rgb(self.hr_uint8(index))
             return (
                 convert_image(_to_tensor(lr), "[0,255]", "[0,1]"),
                 convert_image(_to_tensor(hr), "[0,255]", "[-1,1]"),

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .datasets import as_rgb
 from .utils import convert_image
 
 DEFAULT_TILE = 128
@@ -31,8 +32,7 @@ def _lr_tensor(lr) -> torch.Tensor:
             f"super_resolve: lr must be a PIL image or a uint8 numpy array, got "
             f"{type(lr).__name__}{'' if not isinstance(lr, np.ndarray) else ' of ' + str(lr.dtype)}"
         )
-    if lr.ndim == 2:
-        lr = np.repeat(lr[:, :, None], 3, axis=2)
+    lr = as_rgb(lr)
     if lr.ndim != 3 or lr.shape[2] != 3:
         raise ValueError(
             f"super_resolve: lr must be (H, W, 3) RGB or (H, W) gray, got shape {lr.shape}"
