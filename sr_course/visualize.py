@@ -26,32 +26,36 @@ STYLE = {
     "figure.dpi": 100,
     "savefig.dpi": 220,
 }
-LABELS = {"nearest": "LR (nearest)", "bicubic": "Bicubic", "hr": "HR"}
+BUILT_IN = ("nearest", "bicubic", "hr")
 
 
-def _method_images(
-    split: str, image: int, methods: dict, config, tile=None
-) -> tuple[dict, np.ndarray]:
-    """{label: uint8 RGB (H, W, 3)} for one test image, and its HR (RGB)."""
-    from .datasets import SRDataset
+def _resolve(methods: dict) -> dict:
+    """Load each checkpoint once: {label: 'nearest' | 'bicubic' | 'hr' | model}."""
+    from .inference import load_generator
+
+    return {
+        label: load_generator(m) if isinstance(m, (str, Path)) and m not in BUILT_IN else m
+        for label, m in methods.items()
+    }
+
+
+def _method_images(ds, image: int, methods: dict, scale: int, tile=None) -> tuple[dict, np.ndarray]:
+    """{label: uint8 RGB (H, W, 3)} for image `image` of dataset `ds`, and its HR (as stored)."""
+    from .datasets import as_rgb
     from .imresize import imresize
-    from .inference import load_generator, super_resolve
+    from .inference import super_resolve
 
-    ds = SRDataset(split, config)
     lr, hr = ds.lr_uint8(image), ds.hr_uint8(image)
-    rgb = lambda a: np.repeat(a[:, :, None], 3, axis=2) if a.ndim == 2 else a  # noqa: E731
-    s = int(config.scale)
     out = {}
     for label, method in methods.items():
         if method == "nearest":
-            out[label] = rgb(lr).repeat(s, axis=0).repeat(s, axis=1)
+            out[label] = as_rgb(lr).repeat(scale, axis=0).repeat(scale, axis=1)
         elif method == "bicubic":
-            out[label] = rgb(imresize(lr, s))
+            out[label] = as_rgb(imresize(lr, scale))
         elif method == "hr":
-            out[label] = rgb(hr)
+            out[label] = as_rgb(hr)
         else:
-            model = load_generator(method) if isinstance(method, (str, Path)) else method
-            out[label] = super_resolve(model, lr, tile=tile)
+            out[label] = super_resolve(method, lr, tile=tile)
     return out, hr
 
 
@@ -123,10 +127,11 @@ def comparison_grid(
     Returns the matplotlib Figure."""
     from .datasets import SRDataset
 
-    methods = methods if methods is not None else default_methods()
-    images = list(range(len(SRDataset(split, config)))) if images is None else images
+    methods = _resolve(methods if methods is not None else default_methods())
+    ds = SRDataset(split, config)
+    images = list(range(len(ds))) if images is None else images
     scale = int(config.scale)
-    rows = [_method_images(split, i, methods, config, tile) for i in images]
+    rows = [_method_images(ds, i, methods, scale, tile) for i in images]
     aspects = [hr.shape[0] / hr.shape[1] for _, hr in rows]
     with plt.rc_context(STYLE):
         fig, axes = plt.subplots(
