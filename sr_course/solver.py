@@ -557,7 +557,7 @@ class Trainer:
         if not self._count:
             return
         self._check_finite()
-        sums = {k: v for k, v in self._sums.items()}
+        sums = self._sums
         if self.world_size > 1:
             for v in sums.values():
                 dist.all_reduce(v)
@@ -656,7 +656,7 @@ class Trainer:
 
     def log(self, message: str) -> None:
         if self.is_main:
-            if getattr(self, "_bar", None):
+            if self._bar:
                 self._bar.write(message)
             else:
                 print(message, flush=True)
