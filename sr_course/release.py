@@ -396,31 +396,17 @@ def grade_tree(tree: Path, notebooks: bool = True, timeout: int = 120) -> dict:
     ids = _todo_ids_of_tests(grading_tests)
     report: dict = {"todos": {}, "notebooks": None, "pytest_exit_code": proc.returncode}
     for todo_id in dict.fromkeys(ids.values()):
-        report["todos"][todo_id] = {"passed": 0, "total": 0, "first_failure": None}
+        report["todos"][todo_id] = _new_entry()
     collect_errors = [
         r for r in results if r["outcome"] == "error" and not r["nodeid"].endswith(".ipynb")
     ]
     for r in results:
         name = r["nodeid"].split("::")[-1]
         if r["nodeid"].endswith(".ipynb") or ".ipynb::" in r["nodeid"]:
-            nb = report["notebooks"] = report["notebooks"] or {
-                "passed": 0,
-                "total": 0,
-                "first_failure": None,
-            }
-            nb["total"] += 1
-            nb["passed"] += r["outcome"] == "passed"
-            if r["outcome"] != "passed" and nb["first_failure"] is None:
-                nb["first_failure"] = f"{r['nodeid'].split('/')[-1]}: {r['message']}"
-            continue
-        todo_id = ids.get(name)
-        if todo_id is None:
-            continue
-        entry = report["todos"][todo_id]
-        entry["total"] += 1
-        entry["passed"] += r["outcome"] == "passed"
-        if r["outcome"] != "passed" and entry["first_failure"] is None:
-            entry["first_failure"] = r["message"]
+            nb = report["notebooks"] = report["notebooks"] or _new_entry()
+            _tally(nb, r["outcome"], f"{r['nodeid'].split('/')[-1]}: {r['message']}")
+        elif name in ids:
+            _tally(report["todos"][ids[name]], r["outcome"], r["message"])
     for todo_id, entry in report["todos"].items():
         if entry["total"] == 0:  # not even collected: an import or syntax error in the submission
             entry["total"] = sum(1 for v in ids.values() if v == todo_id)
@@ -434,6 +420,18 @@ def grade_tree(tree: Path, notebooks: bool = True, timeout: int = 120) -> dict:
         nb = report["notebooks"]
         nb["score"] = round(nb["passed"] / nb["total"], 3)
     return report
+
+
+def _new_entry() -> dict:
+    return {"passed": 0, "total": 0, "first_failure": None}
+
+
+def _tally(entry: dict, outcome: str, message: str | None) -> None:
+    """Count one test's outcome into a report entry, keeping the first failure's message."""
+    entry["total"] += 1
+    entry["passed"] += outcome == "passed"
+    if outcome != "passed" and entry["first_failure"] is None:
+        entry["first_failure"] = message
 
 
 def _todo_ids_of_tests(path: Path) -> dict[str, str]:
