@@ -47,13 +47,17 @@ def _cmd_release(args: argparse.Namespace) -> int:
 
 def _cmd_grade(args: argparse.Namespace) -> int:
     release = _release_module()
+    from . import grader
+
+    options = dict(
+        notebooks=not args.no_notebooks, timeout=args.timeout, cell_timeout=args.cell_timeout
+    )
     try:
-        release.grade(
-            args.submission,
-            notebooks=not args.no_notebooks,
-            timeout=args.timeout,
-            json_out=args.json,
-        )
+        subs = grader.find_submissions(args.submissions)
+        if len(subs) == 1 and not args.out:
+            grader.grade(subs[0], json_out=args.json, **options)
+        else:
+            grader.grade_many(subs, args.out or "grades", jobs=args.jobs, **options)
     except release.ReleaseError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -320,17 +324,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "grade",
-        help="grade a student's submission (instructors)",
-        description="Copies the submission's sr_course/models.py, losses.py and solver.py into a clean copy of "
-        "the reference kit, runs the grading tests of each TODO and the notebooks (nbval, smoke profile), and "
-        "prints a score per TODO. The submission folder is only read.",
+        help="grade submissions: one student, or a whole class (instructors)",
+        description="Reads each submission's sr_course/models.py, losses.py and solver.py (and nothing else). "
+        "Each TODO is graded by behaviour in a sandbox, against the reference, on its own; then the notebooks "
+        "run with the student's files (smoke profile). Prints a score per TODO, the notebooks and the total. "
+        "Several submissions (or a folder of them) are graded in parallel into --out: one JSON per student "
+        "and gradebook.csv. Submission folders are only read.",
+        epilog="examples:\n  python -m sr_course grade submissions/alice\n"
+        "  python -m sr_course grade submissions/ --out grades --jobs 2",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("submission", help="the student's kit folder")
-    p.add_argument("--json", help="also write the report as JSON here (for a gradebook)")
+    p.add_argument("submissions", nargs="+", help="student kit folders, or folders that hold them")
+    p.add_argument("--out", help="folder for the gradebook and one JSON per student (a class)")
+    p.add_argument("--json", help="one submission: also write its report as JSON here")
+    p.add_argument("--jobs", type=int, help="submissions graded at once (default: the CPU cores)")
     p.add_argument(
-        "--timeout", type=int, default=120, help="seconds per test or notebook cell (default 120)"
+        "--timeout", type=float, default=30, help="seconds for each TODO's checks (default 30)"
     )
-    p.add_argument("--no-notebooks", action="store_true", help="grade the TODO tests only")
+    p.add_argument(
+        "--cell-timeout", type=float, default=60, help="seconds per notebook cell (default 60)"
+    )
+    p.add_argument("--no-notebooks", action="store_true", help="grade the TODOs only")
     p.set_defaults(func=_cmd_grade)
 
     return parser

@@ -1,4 +1,4 @@
-"""Student release and autograder (instructor-only: this file is not part of the student kit).
+"""The student release (instructor-only: this file is not part of the student kit).
 
 Markers (nbgrader's words). In sr_course/*.py and in notebook code cells, a solution region is
 
@@ -12,11 +12,7 @@ Markers (nbgrader's words). In sr_course/*.py and in notebook code cells, a solu
 `raise NotImplementedError("TODO: <id>: <what to implement>")` at the region's indentation, notebook
 outputs are cleared, and instructor-only files (this one, the hidden grading tests) are left out.
 Then it checks itself: every .py parses, no marker and no solution line remains, `import sr_course`
-works, and every TODO's grading tests fail with the NotImplementedError that names it.
-
-`python -m sr_course grade SUBMISSION` copies only the student-editable files of a submission into a
-clean copy of this reference kit, runs the grading tests (tests/test_todos.py, a timeout per test) and
-the notebooks (nbval against the reference outputs, smoke profile), and prints a score per TODO.
+works, and the grader (sr_course/grader.py) finds every TODO "not implemented" in the kit as released.
 """
 
 from __future__ import annotations
@@ -35,10 +31,17 @@ from pathlib import Path
 KIT_ROOT = Path(__file__).resolve().parents[1]
 BEGIN, END = "# BEGIN SOLUTION", "# END SOLUTION"
 TODO_LINE = re.compile(r"#\s*TODO \[(?P<id>[^\]]+)\]:\s*(?P<what>.*)")
-INSTRUCTOR_ONLY = ("sr_course/release.py", "tests/test_todos.py", "tests/test_release.py")
+INSTRUCTOR_ONLY = (
+    "sr_course/release.py",
+    "sr_course/grader.py",
+    "sr_course/probes.py",
+    "sr_course/sandbox.py",
+    "tests/test_release.py",
+    "tests/test_grader.py",
+    "tests/test_mutations.py",
+)
 # Where students work, so where solution regions may be (other files are copied as they are).
 STUDENT_FOLDERS = ("sr_course/", "notebooks/")
-GRADING_TESTS = "tests/test_todos.py"
 # Files a student edits: those with solution regions (found by scanning; these are the expected ones).
 EDITABLE = ("sr_course/models.py", "sr_course/losses.py", "sr_course/solver.py")
 
@@ -107,14 +110,17 @@ def _stub(region: Region) -> str:
     return f"{region.indent}raise NotImplementedError({message!r})"
 
 
-def strip_solutions(text: str, where: str) -> tuple[str, list[Region]]:
-    """The text with every solution region replaced by its NotImplementedError stub."""
+def strip_solutions(
+    text: str, where: str, keep: set[str] = frozenset()
+) -> tuple[str, list[Region]]:
+    """The text with every solution region replaced by its NotImplementedError stub, except the
+    regions of the TODOs in `keep` (their solution lines stay, without the markers)."""
     regions = find_regions(text, where)
     lines = text.splitlines()
     out, i = [], 0
     for r in regions:
         out += lines[i : r.begin - 1]
-        out.append(_stub(r))
+        out += list(r.lines) if r.todo_id in keep else [_stub(r)]
         i = r.end
     out += lines[i:]
     return "\n".join(out) + ("\n" if text.endswith("\n") else ""), regions
@@ -272,24 +278,18 @@ def check_release(kit: Path, regions: list[Region], root: Path = KIT_ROOT) -> No
         kit.resolve()
     ):
         raise ReleaseError(f"`import sr_course` fails in the student kit:\n{probe.stderr[-1500:]}")
-    with tempfile.TemporaryDirectory(prefix="sr-release-check-") as tmp:
-        trial = Path(tmp) / "kit"
-        shutil.copytree(kit, trial)
-        shutil.copy2(root / GRADING_TESTS, trial / GRADING_TESTS)
-        report = grade_tree(trial, notebooks=False, timeout=60)
-    for todo_id in sorted(
-        {r.todo_id for r in regions if not r.path.endswith(".ipynb") and "#cell" not in r.path}
-    ):
+    # Every stub must be graded "not implemented" by the grader (the kit's files as a submission).
+    from .grader import grade_todos
+
+    files = {rel: (kit / rel).read_text() for rel in EDITABLE}
+    report = grade_todos(files, timeout=60, root=root)
+    for todo_id in sorted({r.todo_id for r in regions if "#cell" not in r.path}):
         entry = report["todos"].get(todo_id)
         if entry is None:
-            problems.append(f"TODO [{todo_id}] has no grading test in {GRADING_TESTS}")
-        elif (
-            entry["passed"]
-            or f"NotImplementedError: TODO: {todo_id}:" not in (entry["first_failure"] or "")
-            and f"TODO: {todo_id}:" not in (entry["first_failure"] or "")
-        ):
+            problems.append(f"TODO [{todo_id}] has no probes in sr_course/probes.py")
+        elif entry["passed"] or "is not implemented yet" not in (entry["first_failure"] or ""):
             problems.append(
-                f"TODO [{todo_id}]: its stub does not raise NotImplementedError naming it (got: {entry['first_failure']})"
+                f"TODO [{todo_id}]: its stub is not graded 'not implemented' (got: {entry['first_failure']})"
             )
     if problems:
         raise ReleaseError("the student kit failed its checks:\n  " + "\n  ".join(problems))
@@ -329,176 +329,3 @@ def commit_to_branch(
     finally:
         Path(env["GIT_INDEX_FILE"]).unlink(missing_ok=True)
     return commit
-
-
-# --- grading ---------------------------------------------------------------------------------------
-
-
-# A pytest plugin for the grading subprocess: it records each test's outcome and the telling line of
-# its failure as JSON. A standalone file (written at grading time), since a student kit has no release.py.
-_RECORDER = """
-import json, os
-from pathlib import Path
-
-RESULTS = []
-
-
-def _short(text):
-    lines = [ln for ln in (text or "").splitlines() if ln.strip()]
-    errors = [ln[1:].strip() for ln in lines if ln.startswith("E ")]
-    for ln in errors:
-        if "Error" in ln or "Timeout" in ln or "Exception" in ln:
-            return ln[:300]
-    return (errors[0] if errors else (lines[-1] if lines else ""))[:300]
-
-
-def pytest_runtest_logreport(report):
-    if report.when == "call" or (report.when != "call" and report.outcome == "failed"):
-        RESULTS.append({"nodeid": report.nodeid, "outcome": report.outcome, "message": None if report.passed else _short(report.longreprtext)})
-
-
-def pytest_collectreport(report):
-    if report.failed:
-        RESULTS.append({"nodeid": report.nodeid, "outcome": "error", "message": _short(report.longreprtext)})
-
-
-def pytest_sessionfinish(session):
-    Path(os.environ["SR_GRADE_RESULTS"]).write_text(json.dumps(RESULTS))
-"""
-
-
-def grade_tree(tree: Path, notebooks: bool = True, timeout: int = 120) -> dict:
-    """Run tree/tests/test_todos.py (and tree/notebooks with nbval) with `tree`'s own sr_course, in a
-    subprocess with a timeout per test; return the per-TODO report."""
-    grading_tests = tree / GRADING_TESTS
-    targets = [str(grading_tests)] + ([str(tree / "notebooks")] if notebooks else [])
-    with tempfile.TemporaryDirectory(prefix="sr-grade-runs-") as runs:
-        results_file = Path(runs) / "results.json"
-        (Path(runs) / "sr_grade_recorder.py").write_text(_RECORDER)
-        env = _isolated_env(tree)
-        env["PYTHONPATH"] = runs + os.pathsep + env["PYTHONPATH"]
-        env["SR_GRADE_RESULTS"] = str(results_file)
-        env["SR_DATA_ROOT"], env["SR_RUNS_DIR"], env["SR_PROFILE"] = (
-            f"{runs}/data",
-            f"{runs}/runs",
-            "smoke",
-        )
-        cmd = [
-            sys.executable, "-m", "pytest", *targets, "-p", "sr_grade_recorder", "-q", "--no-header", "-p", "no:cacheprovider",
-            f"--timeout={timeout}", "--rootdir", str(tree), "-c", str(tree / "pyproject.toml"),
-            f"--nbval-cell-timeout={timeout}",
-        ]  # fmt: skip
-        proc = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True, timeout=3600)
-        try:
-            results = json.loads(results_file.read_text() or "[]")
-        except (FileNotFoundError, json.JSONDecodeError):
-            results = []
-    ids = _todo_ids_of_tests(grading_tests)
-    report: dict = {"todos": {}, "notebooks": None, "pytest_exit_code": proc.returncode}
-    for todo_id in dict.fromkeys(ids.values()):
-        report["todos"][todo_id] = _new_entry()
-    collect_errors = [
-        r for r in results if r["outcome"] == "error" and not r["nodeid"].endswith(".ipynb")
-    ]
-    for r in results:
-        name = r["nodeid"].split("::")[-1]
-        if r["nodeid"].endswith(".ipynb") or ".ipynb::" in r["nodeid"]:
-            nb = report["notebooks"] = report["notebooks"] or _new_entry()
-            _tally(nb, r["outcome"], f"{r['nodeid'].split('/')[-1]}: {r['message']}")
-        elif name in ids:
-            _tally(report["todos"][ids[name]], r["outcome"], r["message"])
-    for todo_id, entry in report["todos"].items():
-        if entry["total"] == 0:  # not even collected: an import or syntax error in the submission
-            entry["total"] = sum(1 for v in ids.values() if v == todo_id)
-            entry["first_failure"] = (
-                collect_errors[0]["message"]
-                if collect_errors
-                else (proc.stdout[-300:] or "no result")
-            )
-        entry["score"] = round(entry["passed"] / entry["total"], 3) if entry["total"] else 0.0
-    if report["notebooks"]:
-        nb = report["notebooks"]
-        nb["score"] = round(nb["passed"] / nb["total"], 3)
-    return report
-
-
-def _new_entry() -> dict:
-    return {"passed": 0, "total": 0, "first_failure": None}
-
-
-def _tally(entry: dict, outcome: str, message: str | None) -> None:
-    """Count one test's outcome into a report entry, keeping the first failure's message."""
-    entry["total"] += 1
-    entry["passed"] += outcome == "passed"
-    if outcome != "passed" and entry["first_failure"] is None:
-        entry["first_failure"] = message
-
-
-def _todo_ids_of_tests(path: Path) -> dict[str, str]:
-    """{test function name: TODO id} from the @todo("...") decorators of the grading tests."""
-    tree = ast.parse(path.read_text())
-    out = {}
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef):
-            for dec in node.decorator_list:
-                if (
-                    isinstance(dec, ast.Call)
-                    and getattr(dec.func, "id", None) == "todo"
-                    and dec.args
-                ):
-                    out[node.name] = ast.literal_eval(dec.args[0])
-    return out
-
-
-def grade(
-    submission: str | os.PathLike,
-    root: Path = KIT_ROOT,
-    notebooks: bool = True,
-    timeout: int = 120,
-    json_out=None,
-    verbose: bool = True,
-) -> dict:
-    """Grade a submission folder (a student kit with the student's sr_course files). The submission
-    is only read: its files are copied into a clean copy of the reference kit, and only the
-    student-editable ones (sr_course/models.py, losses.py, solver.py); its tests are not used."""
-    submission = Path(submission)
-    if not submission.is_dir():
-        raise ReleaseError(f"submission {submission} is not a folder; unpack it first")
-    missing = [rel for rel in EDITABLE if not (submission / rel).is_file()]
-    if len(missing) == len(EDITABLE):
-        raise ReleaseError(
-            f"submission {submission} holds none of {', '.join(EDITABLE)}; point at the kit's top folder"
-        )
-    with tempfile.TemporaryDirectory(prefix="sr-grade-") as tmp:
-        work = Path(tmp) / "kit"
-        for rel in kit_files(root):
-            dst = work / rel
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(root / rel, dst)
-        for rel in EDITABLE:
-            if (submission / rel).is_file():
-                shutil.copyfile(submission / rel, work / rel)
-        report = grade_tree(work, notebooks=notebooks, timeout=timeout)
-    report["submission"] = str(submission)
-    report["missing_files"] = missing
-    if verbose:
-        print(format_report(report))
-    if json_out:
-        Path(json_out).write_text(json.dumps(report, indent=1))
-    return report
-
-
-def format_report(report: dict) -> str:
-    rows = [f"{'TODO':30} {'tests':>7} {'score':>6}  first failure"]
-    for todo_id, e in report["todos"].items():
-        rows.append(
-            f"{todo_id:30} {e['passed']:>3}/{e['total']:<3} {e['score']:>6.2f}  {e['first_failure'] or ''}"
-        )
-    nb = report.get("notebooks")
-    if nb:
-        rows.append(
-            f"{'notebooks (nbval)':30} {nb['passed']:>3}/{nb['total']:<3} {nb['score']:>6.2f}  {nb['first_failure'] or ''}"
-        )
-    total = sum(e["score"] for e in report["todos"].values())
-    rows.append(f"total: {total:.2f} of {len(report['todos'])} TODOs")
-    return "\n".join(rows)
