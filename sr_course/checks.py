@@ -14,6 +14,39 @@ class CheckFailed(AssertionError):
     """A self-check found a problem; the message names the TODO and what to fix."""
 
 
+# What is wrong, in the words the grader uses too (sr_course/grader.py judges with these sentences),
+# so a student who sees a self-check pass and a grader who finds the same mistake say the same thing.
+MESSAGES = {
+    "leaky slope": "negative values are not scaled as a LeakyReLU with slope 0.2 would "
+    "(paper Fig. 4: the discriminator's activations)",
+    "residual skip": "with conv2's output zeroed the block does not return its input: the identity "
+    "skip connection is missing or misplaced (paper Fig. 4, the elementwise sum)",
+    "pixel shuffle": "the pixels are not rearranged like a pixel shuffle: each group of r^2 channels "
+    "must become an r x r block of one channel (Shi et al. 2016; torch's PixelShuffle)",
+    "sr range": "its output leaves [-1, 1], the range of the HR targets: look at the last layer "
+    "(paper Fig. 4)",
+    "long skip": "with the residual part's output zeroed it does not pass the first block's features "
+    "on to the upscaling: the long skip connection around the residual blocks and the conv block "
+    "after them is missing or misplaced (paper Fig. 4)",
+    "d strides": "its conv blocks produce feature maps of heights {got} where the paper's give "
+    "{want}: check which blocks have stride 2 and the channel counts (Fig. 4)",
+    "d logit": "it returns values in [0, 1] instead of a logit: the losses are BCE with logits and "
+    "apply the sigmoid themselves, so the network must end with the last Linear layer",
+    "g label": "generator_adversarial_loss scores the fakes against the label 'fake' (0): the "
+    "generator wants D to call its images real (paper Eq. 6)",
+    "unstable": "{what} is {value} for large logits: compute it stably (BCE with logits, not "
+    "log(sigmoid(x)))",
+    "hr grad": "VGGContentLoss sends gradients into the HR image: its features are the fixed "
+    "target, so they must be computed without gradients",
+    "gan d touched": "srgan_step: the generator's update reaches the discriminator (D gets gradients "
+    "or changes during the G step): keep D frozen while G learns",
+    "gan d frozen": "srgan_step leaves the discriminator's parameters frozen after the generator's "
+    "update",
+    "gan g changed": "srgan_step changes the generator when update_generator=False",
+    "gan detached": "srgan_step returns losses that still hold their graphs: return detached tensors",
+}
+
+
 def _expect(condition: bool, message: str) -> None:
     if not condition:
         raise CheckFailed(message)
@@ -40,10 +73,15 @@ def check_blocks() -> None:
         y.shape == (2, 16, 6, 6),
         f"ConvolutionalBlock(8, 16, 3, stride=2) gave {tuple(y.shape)}, expected (2, 16, 6, 6): check stride and padding=kernel_size // 2",
     )
-    _expect(
-        bool((y < 0).any()) and bool((y.min() > -10).all()),
-        "ConvolutionalBlock with 'leakyrelu' should keep small negative values (slope 0.2)",
-    )
+    leaky = ConvolutionalBlock(4, 4, 1, activation="leakyrelu")
+    with torch.no_grad():  # an identity convolution: the block is then its activation alone
+        leaky.block[0].weight.copy_(torch.eye(4).view(4, 4, 1, 1))
+        leaky.block[0].bias.zero_()
+        z = torch.randn(1, 4, 5, 5)
+        _expect(
+            torch.allclose(leaky(z), torch.where(z > 0, z, 0.2 * z), atol=1e-6),
+            f"ConvolutionalBlock: {MESSAGES['leaky slope']}",
+        )
     n_bn = sum(isinstance(m, torch.nn.BatchNorm2d) for m in conv.modules())
     _expect(
         n_bn == 1, f"ConvolutionalBlock(batch_norm=True) should hold one BatchNorm2d, found {n_bn}"
@@ -62,9 +100,14 @@ def check_blocks() -> None:
             if isinstance(m, torch.nn.BatchNorm2d):
                 m.weight.zero_()
                 m.bias.zero_()
+    _expect(torch.equal(res(x), x), f"ResidualBlock: {MESSAGES['residual skip']}")
+    with torch.no_grad():  # a zero input: the conv then outputs its bias, 1..4 in every group of 4
+        sub.conv.bias.copy_(torch.arange(sub.conv.out_channels, dtype=torch.float32) % 4 + 1)
+        shuffled = sub(torch.zeros(1, 8, 3, 3))
+    # Output pixel (2i + a, 2j + b) of channel c comes from input channel 4c + 2a + b.
     _expect(
-        torch.equal(res(x), x),
-        "ResidualBlock: with its last layers zeroed the output must equal the input; is the skip connection (x + ...) there?",
+        bool((shuffled[0, :, 0::2, 0::2] == 1).all() and (shuffled[0, :, 1::2, 1::2] == 4).all()),
+        f"SubPixelConvolutionalBlock: {MESSAGES['pixel shuffle']}",
     )
     print("Blocks: OK")
 
@@ -92,8 +135,17 @@ def check_srresnet() -> None:
     )
     _expect(
         float(y.abs().max()) <= 1.0 and float(extreme.abs().max()) <= 1.0,
-        "SRResNet output must lie in [-1, 1]: the last block needs activation='tanh'",
+        f"SRResNet: {MESSAGES['sr range']}",
     )
+    # The long skip: with the residual part's output zeroed, head's features reach the upscaling.
+    small = SRResNet(n_channels=8, n_blocks=2).eval()
+    lr = torch.rand(1, 3, 6, 6)
+    hook = small.body_end.register_forward_hook(lambda m, i, o: torch.zeros_like(o))
+    with torch.no_grad():
+        got = small(lr)
+        hook.remove()
+        want = small.tail(small.upscale(small.head(lr)))
+    _expect(torch.allclose(got, want, atol=1e-5), f"SRResNet: {MESSAGES['long skip']}")
     print(f"SRResNet: OK ({n:,} parameters)")
 
 
@@ -117,6 +169,28 @@ def check_discriminator() -> None:
                 y.shape == (2, 1),
                 f"Discriminator maps (2, 3, {size}, {size}) to {tuple(y.shape)}, expected (2, 1) logits",
             )
+    from .models import ConvolutionalBlock
+
+    small = Discriminator(n_channels=4, fc_size=8).eval()
+    heights = []
+    for m in small.modules():
+        if isinstance(m, ConvolutionalBlock):
+            m.register_forward_hook(lambda m, i, o: heights.append(o.shape[2]))
+    with torch.no_grad():
+        small(torch.rand(1, 3, 96, 96) * 2 - 1)
+        want = [96, 48, 48, 24, 24, 12, 12, 6]
+        _expect(
+            heights == want,
+            "Discriminator: " + MESSAGES["d strides"].format(got=heights, want=want),
+        )
+        for (
+            p
+        ) in small.parameters():  # large weights: a logit then leaves [0, 1], a probability cannot
+            p.mul_(20)
+        logits = small(torch.rand(8, 3, 48, 48) * 2 - 1)
+    _expect(
+        not bool(((logits >= 0) & (logits <= 1)).all()), f"Discriminator: {MESSAGES['d logit']}"
+    )
     print(f"Discriminator: OK ({n:,} parameters)")
 
 
@@ -164,7 +238,8 @@ def check_losses() -> None:
         sr = torch.zeros(1, 3, 4, 4, requires_grad=True)
         hr = torch.ones(1, 3, 4, 4, requires_grad=True)
         vgg_loss = VGGContentLoss(torch.nn.Identity(), rescale=0.5)(sr, hr)
-        g_adv = generator_adversarial_loss(torch.zeros(2, 1)).item()
+        g_adv = generator_adversarial_loss(torch.tensor([[0.0], [2.0]])).item()
+        g_far = generator_adversarial_loss(torch.tensor([[-120.0]])).item()
         d_loss = discriminator_loss(
             torch.tensor([[2.0]]), torch.tensor([[-1.0]]), label_smoothing=0.1
         ).item()
@@ -178,13 +253,18 @@ def check_losses() -> None:
         f"VGGContentLoss(identity, rescale=0.5) of 0 vs 1 should be 0.25 (features x rescale, then MSE), got {vgg_loss.item():.6g}",
     )
     vgg_loss.backward()
+    _expect(hr.grad is None, MESSAGES["hr grad"])
+    g_want = (math.log(2) + math.log1p(math.exp(-2))) / 2
+    g_wrong = (math.log(2) + 2 + math.log1p(math.exp(-2))) / 2
+    _expect(abs(g_adv - g_wrong) > 1e-4, MESSAGES["g label"])
     _expect(
-        hr.grad is None,
-        "VGGContentLoss must not send gradients into the HR image: compute its features under torch.no_grad()",
+        abs(g_adv - g_want) < 1e-6,
+        f"generator_adversarial_loss(logits 0 and 2) should be {g_want:.4f}, got {g_adv:.4f}: "
+        "it must be -log D(G(LR)) averaged over the batch (paper Eq. 6)",
     )
     _expect(
-        abs(g_adv - math.log(2)) < 1e-6,
-        f"generator_adversarial_loss(logit 0) should be log 2 = 0.6931, got {g_adv:.4f}: BCE with logits against ones",
+        math.isfinite(g_far) and abs(g_far - 120) < 1e-3,
+        MESSAGES["unstable"].format(what="generator_adversarial_loss(logit -120)", value=g_far),
     )
     expected = (
         0.9 * math.log1p(math.exp(-2))
@@ -193,7 +273,8 @@ def check_losses() -> None:
     )
     _expect(
         abs(d_loss - expected) < 1e-5,
-        f"discriminator_loss(real 2, fake -1, smoothing 0.1) should be {expected:.4f}, got {d_loss:.4f}: real targets 1 - smoothing, fake targets 0, sum of the two means",
+        f"discriminator_loss(real 2, fake -1, smoothing 0.1) should be {expected:.4f}, got {d_loss:.4f}: "
+        "D's cross-entropy on real images (targets 1 - label_smoothing) and on fakes (paper Eq. 2)",
     )
     print("Losses: OK")
 
@@ -229,16 +310,28 @@ def check_srgan_step(generator=None, discriminator=None) -> None:
     )
     g0 = [p.detach().clone() for p in g.parameters()]
     d0 = [p.detach().clone() for p in d.parameters()]
+    seen = {}
+    g_step = t.opt_g.step
+
+    def watched_g_step(*args, **kwargs):  # what D looks like while G takes its step
+        seen["d touched"] = any(
+            p.grad is not None and bool(p.grad.abs().sum() > 0) for p in d.parameters()
+        ) or any(not torch.equal(a, b) for a, b in zip(d0, d.parameters()))
+        return g_step(*args, **kwargs)
+
+    t.opt_g.step = watched_g_step
     lr, hr = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 32, 32) * 2 - 1
     try:
         out = srgan_step(t, lr, hr, update_generator=True)
+        g1 = [p.detach().clone() for p in g.parameters()]
         d_only = srgan_step(t, lr, hr, update_generator=False)
     except NotImplementedError as err:
         raise _not_implemented("the SRGAN step", err) from None
     except Exception as err:
         raise CheckFailed(
-            f"srgan_step failed: {type(err).__name__}: {str(err).splitlines()[0]} (a gradient error usually "
-            "means a network was left frozen, or sr was not detached for the discriminator's update)"
+            f"srgan_step failed: {type(err).__name__}: {str(err).splitlines()[0][:200]} (a gradient "
+            "error usually means a network was left frozen, or the fakes were not detached for the "
+            "discriminator's update)"
         ) from err
     _expect(
         set(out) == {"content", "adversarial", "discriminator"},
@@ -256,9 +349,11 @@ def check_srgan_step(generator=None, discriminator=None) -> None:
         any(not torch.equal(a, b) for a, b in zip(d0, d.parameters())),
         "the discriminator did not change: step t.opt_d",
     )
+    _expect(not seen.get("d touched", False), MESSAGES["gan d touched"])
+    _expect(all(p.requires_grad for p in d.parameters()), MESSAGES["gan d frozen"])
+    _expect(all(torch.equal(a, b) for a, b in zip(g1, g.parameters())), MESSAGES["gan g changed"])
     _expect(
-        all(p.requires_grad for p in d.parameters()),
-        "the discriminator's parameters must be trainable again after the G step (use `with frozen(t.D_raw):`)",
+        all(not getattr(v, "requires_grad", False) for v in out.values()), MESSAGES["gan detached"]
     )
     _expect(
         set(d_only) == {"discriminator"},

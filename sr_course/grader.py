@@ -22,7 +22,8 @@ How a submission is graded, and why it cannot change its own score:
    an instructor has looked (the notebooks run the student's code without the sandbox).
 
 Score: each TODO is worth TODO_POINTS (the fraction of its probes passed), the notebooks NOTEBOOK_POINTS
-(the fraction of cells passed); total = their sum, out of MAX_POINTS.
+(the fraction of cells passed; nothing when no TODO earned a point, since the notebooks then ran only
+the kit's own code); total = their sum, out of MAX_POINTS.
 """
 
 from __future__ import annotations
@@ -433,18 +434,26 @@ def grade_notebooks(
     started = time.monotonic()
     stop_reason = None
     with tempfile.TemporaryDirectory(prefix="sr-grade-nb-") as tmp:
-        tree = Path(tmp) / "kit"
+        tmp = Path(tmp)
+        tree = tmp / "kit"
         _kit_tree(tree, files, root)
+        # The kernels may write here only: not the kit, not IPython's startup folder below.
+        writable = [tmp / d for d in ("data", "runs", "mpl", "scratch")]
+        for d in writable:
+            d.mkdir()
+        _kernel_guard(tmp, tree, writable, root)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SR_", "PYTHON"))}
         env.update(
             PYTHONPATH=str(tree),
             PYTHONDONTWRITEBYTECODE="1",
             SR_PROFILE="smoke",
-            SR_DATA_ROOT=str(Path(tmp) / "data"),
-            SR_RUNS_DIR=str(Path(tmp) / "runs"),
+            SR_DATA_ROOT=str(tmp / "data"),
+            SR_RUNS_DIR=str(tmp / "runs"),
             OMP_NUM_THREADS=str(threads),
             MPLBACKEND="Agg",
-            MPLCONFIGDIR=str(Path(tmp) / "mpl"),
+            MPLCONFIGDIR=str(tmp / "mpl"),
+            IPYTHONDIR=str(tmp / "ipython"),
+            TMPDIR=str(tmp / "scratch"),
         )
         for name in NOTEBOOKS:
             reference = nbformat.read(root / "notebooks" / name, as_version=4)
@@ -488,9 +497,40 @@ def grade_notebooks(
                     else:
                         entry["failures"].append(verdict)
                         entry["first_failure"] = entry["first_failure"] or verdict
+        blocked = tmp / "scratch" / "blocked.log"
+        entry["blocked"] = blocked.read_text().splitlines()[:5] if blocked.is_file() else []
     entry["score"] = round(entry["passed"] / entry["total"], 3) if entry["total"] else 0.0
     entry["seconds"] = round(time.monotonic() - started, 1)
     return entry
+
+
+def _kernel_guard(tmp: Path, tree: Path, writable: list[Path], root: Path) -> None:
+    """An IPython startup file that puts the sandbox's audit hook into every notebook kernel before
+    its first cell: the kit and Python's folders readable, only this grading's folders writable."""
+    runner = tmp / "runner"
+    runner.mkdir()
+    shutil.copyfile(Path(__file__).with_name("sandbox.py"), runner / "sr_grade_sandbox.py")
+    reads = sorted({sys.prefix, sys.base_prefix, sys.exec_prefix}) + [
+        str(runner), str(tree), str(tmp / "ipython"), "/usr", "/lib", "/lib64", "/etc", "/proc",
+        "/sys", "/dev",
+    ]  # fmt: skip
+    denies = [
+        str(Path(__file__).resolve().parent),
+        *(str(root / d) for d in ("sr_course", "tests", "notebooks", ".git")),
+    ]
+    startup = tmp / "ipython" / "profile_default" / "startup"
+    startup.mkdir(parents=True)
+    (startup / "00-sr-grade-guard.py").write_text(
+        "import sys as _sys\n"
+        "import torch as _torch, torchvision as _tv  # loaded first: they load libraries with ctypes\n"
+        "import matplotlib.font_manager as _fm  # builds its font cache with a subprocess\n"
+        f"_sys.path.insert(0, {str(runner)!r})\n"
+        "import sr_grade_sandbox as _guard\n"
+        "_sys.path.pop(0)\n"
+        f"_guard.install_guard({reads!r}, {[str(w) for w in writable]!r}, {denies!r}, [], "
+        f"log={str(tmp / 'scratch' / 'blocked.log')!r})\n"
+        "del _sys, _guard, _torch, _tv, _fm\n"
+    )
 
 
 def _judge_cell(cell, ref_cell, todo_scores: dict, where: str) -> str | None:
@@ -560,6 +600,7 @@ def grade(
         report["notebooks"] = grade_notebooks(
             files, scores, cell_timeout=cell_timeout, root=root, threads=jobs
         )
+        report["flags"] += [f"notebooks: blocked {b}" for b in report["notebooks"]["blocked"]]
     report.update(_points(report))
     report["seconds"] = round(time.monotonic() - started, 1)
     if verbose:
@@ -573,7 +614,8 @@ def _points(report: dict) -> dict:
     todos = sum(e["score"] for e in report["todos"].values()) * TODO_POINTS
     nb = report.get("notebooks")
     withheld = bool(report["flags"]) and nb is not None
-    nb_points = 0.0 if nb is None or withheld else nb["score"] * NOTEBOOK_POINTS
+    # With no TODO done, the notebooks ran only the kit's own code: nothing of the student's to credit.
+    nb_points = 0.0 if nb is None or withheld or not todos else nb["score"] * NOTEBOOK_POINTS
     return {
         "points": {
             "todos": round(todos, 3),

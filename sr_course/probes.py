@@ -78,6 +78,14 @@ def fill_weights(module: nn.Module, seed: int = 0) -> None:
             value.copy_(new)
 
 
+def _message(key: str) -> str:
+    """A sentence shared with the notebooks' self-checks (judges run in the grader, where sr_course
+    is importable; the sandbox never calls them)."""
+    from sr_course.checks import MESSAGES
+
+    return MESSAGES[key]
+
+
 def _inputs(shapes, seed=0, scale=1.0):
     g = torch.Generator().manual_seed(seed)
     return [torch.randn(s, generator=g) * scale for s in shapes]
@@ -211,10 +219,7 @@ def _cb_probe(case):
 
     def hints(s, r):
         if act and act.lower() == "leakyrelu":
-            return (
-                "negative values are not scaled as a LeakyReLU with slope 0.2 would "
-                "(paper Fig. 4: the discriminator's activations)"
-            )
+            return _message("leaky slope")
         if act == "tanh" and any(
             float(s[k].abs().max()) > 1 for k in s if isinstance(s[k], torch.Tensor)
         ):
@@ -244,10 +249,7 @@ def _sp_probe(case):
         return _run_net(build, _inputs(shapes, seed=k * c + s))
 
     def hints(s_, r):
-        return (
-            "the pixels are not rearranged like a pixel shuffle: each group of r^2 channels must "
-            "become an r x r block of one channel (Shi et al. 2016; torch's PixelShuffle)"
-        )
+        return _message("pixel shuffle")
 
     return Probe(
         "SubPixelConvolutionalBlock", f"x{s} k{k} c{c}", run, _net_judge(what, shapes, hints)
@@ -279,10 +281,7 @@ def _rb_probe(case):
 
     def hints(s, r):
         if "skip" in s and not torch.allclose(s["skip"], s["skip input"], atol=1e-6):
-            return (
-                "with conv2's output zeroed the block does not return its input: the identity skip "
-                "connection is missing or misplaced (paper Fig. 4, the elementwise sum)"
-            )
+            return _message("residual skip")
         return None
 
     return Probe("ResidualBlock", f"k{k} c{c} bn {bn}", run, _net_judge(what, shapes, hints))
@@ -321,16 +320,9 @@ def _sr_probe(case):
 
     def hints(s, r):
         if any(float(s[k].abs().max()) > 1 for k in s if k.startswith(("eval", "train"))):
-            return (
-                "its output leaves [-1, 1], the range of the HR targets: look at the last layer "
-                "(paper Fig. 4)"
-            )
+            return _message("sr range")
         if not torch.allclose(s["no body"], r["no body"], atol=1e-4, rtol=1e-4):
-            return (
-                "with the residual part's output zeroed it does not pass the first block's features "
-                "on to the upscaling: the long skip connection around the residual blocks and the "
-                "conv block after them is missing or misplaced (paper Fig. 4)"
-            )
+            return _message("long skip")
         return None
 
     return Probe("SRResNet", args, run, _net_judge(what, shapes, hints))
@@ -369,16 +361,10 @@ def _d_probe(case):
         if s["block sizes"] != r["block sizes"]:
             got = [x[1] for x in s["block sizes"]]
             want = [x[1] for x in r["block sizes"]]
-            return (
-                f"its conv blocks produce feature maps of heights {got} where the paper's give "
-                f"{want}: check which blocks have stride 2 and the channel counts (Fig. 4)"
-            )
+            return _message("d strides").format(got=got, want=want)
         logits = [s[k] for k in s if k.startswith(("eval", "train"))]
         if all(float(x.min()) >= 0 and float(x.max()) <= 1 for x in logits):
-            return (
-                "it returns values in [0, 1] instead of a logit: the losses are BCE with logits and "
-                "apply the sigmoid themselves, so the network must end with the last Linear layer"
-            )
+            return _message("d logit")
         return None
 
     return Probe("Discriminator", args, run, _net_judge(what, shapes, hints))
@@ -438,10 +424,7 @@ def _loss_judge(what: str, note: str, rtol=1e-5, atol=1e-6, extra: Callable | No
                 f"{what} must return a scalar (a mean), got a tensor of shape {tuple(s['shape'])}"
             )
         if not torch.isfinite(s["value"]):
-            return (
-                f"{what} is {float(s['value'])} for large logits: compute it stably "
-                "(BCE with logits, not log(sigmoid(x)))"
-            )
+            return _message("unstable").format(what=what, value=float(s["value"]))
         if extra:
             hint = extra(s, r)
             if hint:
@@ -500,10 +483,7 @@ def _vgg_loss_probe(rescale):
 
     def extra(s, r):
         if s["has grad"][1]:
-            return (
-                "VGGContentLoss sends gradients into the HR image: its features are the fixed "
-                "target, so they must be computed without gradients"
-            )
+            return _message("hr grad")
         return None
 
     return Probe(
@@ -530,10 +510,7 @@ def _g_adv_probe():
             logits, torch.zeros_like(logits)
         )
         if torch.allclose(s["value"], zeros):
-            return (
-                "generator_adversarial_loss scores the fakes against the label 'fake' (0): the "
-                "generator wants D to call its images real (paper Eq. 6)"
-            )
+            return _message("g label")
         return None
 
     return Probe(
@@ -671,18 +648,13 @@ def _gan_probe(adv_weight, smoothing):
                 "update_generator=False; expected once each, and only D without the generator update"
             )
         if not s["D untouched during G step"] or s["D grads during G step"]:
-            return (
-                f"{where}: the generator's update reaches the discriminator (D gets gradients or "
-                "changes during the G step): keep D frozen while G learns"
-            )
+            return _message("gan d touched")
         if not s["D trainable"]:
-            return (
-                f"{where} leaves the discriminator's parameters frozen after the generator's update"
-            )
+            return _message("gan d frozen")
         if not s["G unchanged 2"]:
-            return f"{where} changes the generator when update_generator=False"
+            return _message("gan g changed")
         if not s["detached 1"]:
-            return f"{where} returns losses that still hold their graphs: return detached tensors"
+            return _message("gan detached")
         for key in ("content", "adversarial"):
             a, b = s["losses 1"][key], r["losses 1"][key]
             if not math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-6):

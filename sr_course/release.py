@@ -39,6 +39,7 @@ INSTRUCTOR_ONLY = (
     "tests/test_release.py",
     "tests/test_grader.py",
     "tests/test_mutations.py",
+    "bench/bench_grade.py",
 )
 # Where students work, so where solution regions may be (other files are copied as they are).
 STUDENT_FOLDERS = ("sr_course/", "notebooks/")

@@ -7,10 +7,16 @@ The table in MUTANTS is the suite; `python -m pytest tests/test_mutations.py -q 
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
+from sr_course.checks import MESSAGES
 from sr_course.grader import grade_todos
 from sr_course.probes import TODOS
 from sr_course.release import EDITABLE, KIT_ROOT, find_regions
@@ -125,3 +131,54 @@ def test_reference_scores_full_in_the_sandbox():
     report = grade_todos({rel: (KIT_ROOT / rel).read_text() for rel in EDITABLE})
     assert {t: e["score"] for t, e in report["todos"].items()} == {t: 1.0 for t in TODOS}
     assert report["flags"] == []
+
+
+# The notebooks' self-checks catch the same mistakes with the same sentence, where a check can.
+SELF_CHECKED = [
+    ("LeakyReLU slope 0.01", "check_blocks", "leaky slope"),
+    ("no skip connection", "check_blocks", "residual skip"),
+    ("reshape instead of pixel shuffle", "check_blocks", "pixel shuffle"),
+    ("no long skip", "check_srresnet", "long skip"),
+    ("long skip before body_end", "check_srresnet", "long skip"),
+    ("no Tanh at the output", "check_srresnet", "sr range"),
+    ("strides on the even blocks", "check_discriminator", "d strides"),
+    ("sigmoid at the output", "check_discriminator", "d logit"),
+    ("generator target 'fake'", "check_losses", "g label"),
+    ("-log(sigmoid(x)), unstable", "check_losses", "unstable"),
+    ("HR features with gradients", "check_losses", "hr grad"),
+    ("D not frozen in the G update", "check_srgan_step", "gan d touched"),
+    ("losses returned with their graphs", "check_srgan_step", "gan detached"),
+]
+
+
+def _self_check_message(tmp: Path, mutant, check: str) -> str:
+    """Run one self-check on a copy of the package with the mutant in it; its CheckFailed message."""
+    name, _, file, old, new, _ = mutant
+    tree = tmp / name.replace(" ", "_").replace("/", "_")
+    shutil.copytree(KIT_ROOT / "sr_course", tree / "sr_course")
+    for rel, text in _files_with(file, old, new).items():
+        (tree / rel).write_text(text)
+    code = (
+        "from sr_course import checks\n"
+        f"try:\n    checks.{check}()\nexcept checks.CheckFailed as err:\n    print(err)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=tree, env=env, capture_output=True, text=True
+    )
+    return proc.stdout.strip() + proc.stderr[-300:]
+
+
+def test_self_checks_catch_the_same_bugs_with_the_same_sentence(graded, tmp_path):
+    by_name = {m[0]: m for m in MUTANTS}
+
+    def run(case):
+        name, check, key = case
+        return case, _self_check_message(tmp_path, by_name[name], check)
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(run, SELF_CHECKED))
+    for (name, check, key), message in results:
+        core = MESSAGES[key].split("{")[0]  # the sentence up to its first number
+        assert core in message, f"{name}: checks.{check}() said {message!r}"
+        assert core in graded[name]["todos"][by_name[name][1]]["first_failure"], name
