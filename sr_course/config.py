@@ -2,6 +2,8 @@
 
     paper  GPU, DIV2K: the paper's recipe (SRResNet 1e6 iterations, SRGAN 2e5) in epochs of
            800 images x 100 patches / batch 16 = 5,000 iterations.
+    course GPU, DIV2K: the paper's recipe on a course's budget (SRResNet 1e5 iterations, SRGAN 1e5),
+           both together projected at about 2.5 to 4 hours on a T4 (README, "GPU budget").
     demo   CPU, the built-in sample: a small generator that visibly beats bicubic in minutes.
     smoke  CPU, the built-in sample: tiny networks and a few iterations; tests and nbval use it.
 
@@ -105,6 +107,16 @@ _BASE = {
 
 _PROFILE_CHANGES = {
     "paper": {},
+    # The paper's networks, losses and learning rates, on a course's GPU budget: SRResNet for 1e5
+    # iterations (a tenth of the paper's; PSNR is within a few tenths of a dB of its plateau there) and
+    # SRGAN for 1e5 (half the paper's), its learning rate x0.1 halfway as in the paper. The projected
+    # time and how it was made are in the README ("GPU budget"); the Trainer prints its own estimate
+    # after its first iterations, so a slower GPU shows at once (then lower the epochs).
+    "course": {
+        "srresnet": {"epochs": 20},
+        "srgan": {"epochs": 20, "lr_decay_at": 0.5},
+        "train": {"checkpoint_every": 2000},
+    },
     "demo": {
         # Tuned to beat bicubic clearly within minutes on a 2-core CPU: a small generator with
         # EDSR-style blocks (no batch norm: better for PSNR at small batches), a higher learning

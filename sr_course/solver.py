@@ -46,6 +46,16 @@ from .utils import get_device, seed_everything
 STAGES = ("srresnet", "srgan")
 
 
+def format_duration(seconds: float) -> str:
+    """3725 -> '1 h 02 min'; 95 -> '1 min 35 s'; 7 -> '7 s'."""
+    seconds = round(seconds)
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    if h:
+        return f"{h} h {m:02d} min"
+    return f"{m} min {s:02d} s" if m else f"{s} s"
+
+
 class DivergenceError(RuntimeError):
     """The loss became NaN or infinite; the message says where and what to try."""
 
@@ -336,6 +346,8 @@ class Trainer:
         self._count = 0
         self._nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
         self._t_log = time.perf_counter()
+        self._fit_start_iteration = 0  # set again by fit(); the time estimate counts from there
+        self.estimate: dict | None = None
         self._bar = None
 
         self.resumed_from = self._resume(resume) if resume else None
@@ -533,11 +545,36 @@ class Trainer:
         self._count += 1
         if self._bar is not None:
             self._bar.update(1)
+        self._estimate_time()
         tcfg = self.cfg.train
         if tcfg.log_every and self.iteration % tcfg.log_every == 0:
             self._log_losses()
         if tcfg.checkpoint_every and self.iteration % tcfg.checkpoint_every == 0:
             self.save()
+
+    # Iterations of this fit() skipped (warm-up: cuDNN autotuning, torch.compile), then timed.
+    ESTIMATE_AFTER, ESTIMATE_OVER = 5, 20
+
+    def _estimate_time(self) -> None:
+        """Once per fit(): time ESTIMATE_OVER iterations after the warm-up and say how long the rest
+        of the run's training steps will take at that speed."""
+        done = self.iteration - self._fit_start_iteration
+        if done not in (self.ESTIMATE_AFTER, self.ESTIMATE_AFTER + self.ESTIMATE_OVER):
+            return
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        now = time.perf_counter()
+        if done == self.ESTIMATE_AFTER:
+            self._t_estimate = now
+            return
+        rate = self.ESTIMATE_OVER / max(now - self._t_estimate, 1e-9)
+        left = self.total_iterations - self.iteration
+        self.estimate = {"it_per_s": rate, "iterations_left": left, "seconds_left": left / rate}
+        first = self.iteration - self.ESTIMATE_OVER + 1
+        self.log(
+            f"[{self.stage}] {rate:.2f} it/s over iterations {first}-{self.iteration}: the remaining "
+            f"{left:,} iterations take about {format_duration(left / rate)} at this pace"
+        )
 
     def _check_finite(self) -> None:
         if bool(self._nonfinite):  # one host sync, only here
@@ -684,6 +721,7 @@ class Trainer:
         run_epoch = train_srresnet_epoch if self.stage == "srresnet" else train_srgan_epoch
         epochs = int(self.recipe.epochs)
         self.log(self.describe())
+        self._fit_start_iteration = self.iteration
         if self.iteration >= self.total_iterations:
             self.log(f"{self.stage}: already trained ({self.iteration} iterations); nothing to do")
             return self.history

@@ -24,7 +24,7 @@ from sr_course.losses import (
     pixel_mse,
 )
 from sr_course.models import Generator, SRResNet
-from sr_course.solver import DivergenceError, Trainer
+from sr_course.solver import DivergenceError, Trainer, format_duration
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -309,3 +309,41 @@ def test_ddp_two_processes_on_cpu_end_identical(sample_root, tmp_path):
     w0, w1 = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
     assert _weights_equal(w0, w1)
     assert (tmp_path / "run/last.pt").exists()
+
+
+def test_trainer_estimates_the_remaining_time_after_its_warm_up(sample_root, tmp_path, capsys):
+    cfg = _cfg(sample_root, tmp_path, data={"val_split": None}, srresnet={"epochs": 12})
+    trainer = Trainer(cfg, "srresnet", progress=False)
+    assert trainer.total_iterations == 36 and trainer.estimate is None
+    trainer.fit()
+    after = Trainer.ESTIMATE_AFTER + Trainer.ESTIMATE_OVER
+    assert trainer.estimate["iterations_left"] == 36 - after
+    rate = trainer.estimate["it_per_s"]
+    assert trainer.estimate["seconds_left"] == pytest.approx((36 - after) / rate)
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if " it/s over iterations " in ln]
+    assert lines == [
+        f"[srresnet] {rate:.2f} it/s over iterations {Trainer.ESTIMATE_AFTER + 1}-{after}: the "
+        f"remaining {36 - after} iterations take about {format_duration((36 - after) / rate)} at this pace"
+    ]
+
+
+def test_format_duration():
+    assert [format_duration(s) for s in (7, 95, 3725, 14400)] == [
+        "7 s",
+        "1 min 35 s",
+        "1 h 02 min",
+        "4 h 00 min",
+    ]
+
+
+def test_course_profile_is_the_paper_recipe_on_a_shorter_schedule():
+    paper, course = load_config("paper"), load_config("course")
+    assert course.G == paper.G and course.D == paper.D and course.vgg == paper.vgg
+    assert course.data == paper.data
+    for stage in ("srresnet", "srgan"):
+        differ = {k for k in paper[stage] if paper[stage][k] != course[stage][k]}
+        assert differ == {"epochs"}, stage
+    # 800 DIV2K images x 100 patches / batch 16 = 5,000 iterations per epoch
+    per_epoch = 800 * paper.data.patches_per_image // paper.srresnet.batch_size
+    assert course.srresnet.epochs * per_epoch == 100_000
+    assert course.srgan.epochs * per_epoch == 100_000 and course.srgan.lr_decay_at == 0.5
