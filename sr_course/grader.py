@@ -12,14 +12,15 @@ How a submission is graded, and why it cannot change its own score:
    so one mistake costs one TODO. The children only write outputs; this process, where student code
    never runs, compares them with the reference's outputs and writes the verdicts.
 2. Notebooks. The course's notebooks run with the student's files (nbclient, a fresh kernel per
-   notebook, the smoke profile) and are judged here like `pytest --nbval-lax`: every code cell must
-   run, and each self-check cell must print what the reference printed. A self-check cell counts only
-   if the grader also found the TODOs it checks right. A cell that does not finish in time stops the
-   notebook run: the notebooks build on each other.
+   notebook, the smoke profile, the same audit hook put into each kernel by an IPython startup file)
+   and are judged here like `pytest --nbval-lax`: every code cell must run, and each self-check cell
+   must print what the reference printed. A self-check cell counts only if the grader also found the
+   TODOs it checks right. A cell that does not finish in time stops the notebook run: the notebooks
+   build on each other.
 3. Flags. Anything that looks like an attempt on the grader (a blocked action in the sandbox, a
    process that ended early, imports and calls such as atexit, subprocess, exec or os._exit in the
    student's files) is listed in `flags`; a flagged submission's notebook points are withheld until
-   an instructor has looked (the notebooks run the student's code without the sandbox).
+   an instructor has looked (inside a kernel, student code can still patch library code).
 
 Score: each TODO is worth TODO_POINTS (the fraction of its probes passed), the notebooks NOTEBOOK_POINTS
 (the fraction of cells passed; nothing when no TODO earned a point, since the notebooks then ran only
