@@ -121,7 +121,7 @@ def test_overrides():
 def test_bad_config_messages():
     with pytest.raises(ValueError) as err:
         load_config("fast")
-    assert str(err.value) == "unknown profile 'fast'; choose one of: paper, demo, smoke"
+    assert str(err.value) == "unknown profile 'fast'; choose one of: paper, course, demo, smoke"
     with pytest.raises(KeyError) as err:
         load_config("smoke", srresnet={"learning_rate": 1})
     assert err.value.args[0] == (
