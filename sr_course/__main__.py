@@ -172,7 +172,7 @@ def _cmd_grid(args: argparse.Namespace) -> int:
 def _add_config_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--profile",
-        help="paper (GPU, DIV2K), demo (CPU, sample) or smoke; default $SR_PROFILE or paper",
+        help="paper (GPU, DIV2K), course (the paper recipe in about 4 T4-hours), demo (CPU, sample) or smoke; default $SR_PROFILE or paper",
     )
     p.add_argument(
         "overrides",

@@ -21,7 +21,7 @@ def setup(profile: str | None = None, **overrides):
     device = get_device(None if cfg.device == "auto" else cfg.device)
     cfg.device = str(device)
     print(
-        f"profile : {cfg.profile}   (choose with SR_PROFILE=paper|demo|smoke before starting Jupyter)"
+        f"profile : {cfg.profile}   (choose with SR_PROFILE=paper|course|demo|smoke before starting Jupyter)"
     )
     print(f"device  : {device}")
     print(
