@@ -46,6 +46,15 @@ from .utils import get_device, seed_everything
 STAGES = ("srresnet", "srgan")
 
 
+def _dotted(config: dict, key: str):
+    """config['a']['b'] for key 'a.b' (None where it is missing)."""
+    for part in key.split("."):
+        if not isinstance(config, dict) or part not in config:
+            return None
+        config = config[part]
+    return config
+
+
 def format_duration(seconds: float) -> str:
     """3725 -> '1 h 02 min'; 95 -> '1 min 35 s'; 7 -> '7 s'."""
     seconds = round(seconds)
@@ -462,6 +471,7 @@ class Trainer:
             raise CheckpointError(
                 f"{path} is a {state.get('stage')!r} checkpoint; this run trains {self.stage!r}"
             )
+        self._refuse_fixed_changes(state.get("config") or {}, path)
         try:
             self.G_raw.load_state_dict(state["models"]["generator"])
             if self.D_raw is not None:
@@ -490,7 +500,58 @@ class Trainer:
         self.log(
             f"resumed from {path} (epoch {self.epoch}, batch {self.batch_in_epoch}, iteration {self.iteration})"
         )
+        self._apply_recipe_changes(state.get("config") or {})
         return str(path)
+
+    # Settings a resumed run cannot change, and why (the learning rate, the loss weights, logging,
+    # checkpoints, validation and mixed precision can: they act from the next step on).
+    RESUME_FIXED = {
+        "scale": "the weights were trained for it",
+        "G": "the weights were trained for it",
+        "D": "the weights were trained for it",
+        "model": "the weights were trained for it",
+        "seed": "the order of the training samples depends on it",
+        "data.train_splits": "the order of the training samples depends on it",
+        "data.crop_size": "the order of the training samples depends on it",
+        "data.patches_per_image": "the order of the training samples depends on it",
+        "{stage}.batch_size": "the position inside the epoch is counted in batches of it",
+        "{stage}.optimizer": "the optimiser's saved state belongs to it",
+    }
+
+    def _refuse_fixed_changes(self, saved: dict, path) -> None:
+        current = to_plain_dict(self.cfg)
+        for key, reason in self.RESUME_FIXED.items():
+            key = key.format(stage=self.stage)
+            old, new = _dotted(saved, key), _dotted(current, key)
+            if old is not None and old != new:
+                raise CheckpointError(
+                    f"{path} was trained with {key}={old}; it cannot change on resume ({reason}). "
+                    f"Resume with {key}={old}, or start a new run with another --out"
+                )
+
+    def _apply_recipe_changes(self, saved: dict) -> None:
+        """Apply a changed learning rate (keeping the decay already done) and say in one line what
+        changed in the stage's recipe since the checkpoint was written."""
+        old_recipe, changes = saved.get(self.stage) or {}, []
+        for key, new in self.recipe.items():
+            old = old_recipe.get(key, new)
+            if old != new:
+                changes.append(f"{self.stage}.{key} {old} -> {new}")
+        old_lr, new_lr = old_recipe.get("lr", self.recipe.lr), self.recipe.lr
+        if old_lr != new_lr:
+            pairs = [(self.opt_g, self.sched_g)]
+            if self.opt_d is not None:
+                pairs.append((self.opt_d, self.sched_d))
+            for opt, sched in pairs:
+                for group in opt.param_groups:
+                    group["lr"] *= new_lr / old_lr
+                    group["initial_lr"] = new_lr
+                sched.base_lrs = [new_lr for _ in sched.base_lrs]
+                sched._last_lr = [group["lr"] for group in opt.param_groups]
+        if changes:
+            self.log(
+                f"resumed with changed settings: {', '.join(changes)} (applied from the next step)"
+            )
 
     # -- helpers used by the steps and epochs --
 

@@ -347,3 +347,36 @@ def test_course_profile_is_the_paper_recipe_on_a_shorter_schedule():
     per_epoch = 800 * paper.data.patches_per_image // paper.srresnet.batch_size
     assert course.srresnet.epochs * per_epoch == 100_000
     assert course.srgan.epochs * per_epoch == 100_000 and course.srgan.lr_decay_at == 0.5
+
+
+def test_resume_applies_a_new_learning_rate_and_refuses_a_new_batch_size(
+    sample_root, tmp_path, capsys
+):
+    """Recovering from a divergence: lower the learning rate and resume (issue: the old rate came back)."""
+    first = Trainer(
+        _cfg(sample_root, tmp_path, train={"max_iterations": 2}), "srresnet", progress=False
+    )
+    first.fit()
+    assert first.opt_g.param_groups[0]["lr"] == pytest.approx(1e-3)
+    lowered = _cfg(sample_root, tmp_path, srresnet={"lr": 1e-4}, train={"max_iterations": 4})
+    resumed = Trainer(lowered, "srresnet", resume="auto", progress=False)
+    assert resumed.iteration == 2
+    assert resumed.opt_g.param_groups[0]["lr"] == pytest.approx(1e-4)
+    assert resumed.sched_g.get_last_lr() == [pytest.approx(1e-4)]
+    assert (
+        "resumed with changed settings: srresnet.lr 0.001 -> 0.0001 (applied from the next step)"
+        in capsys.readouterr().out
+    )
+    resumed.fit()
+    assert load_checkpoint(tmp_path / "srresnet" / "last.pt")["optimizers"]["generator"][
+        "param_groups"
+    ][0]["lr"] == pytest.approx(1e-4)
+
+    bigger = _cfg(sample_root, tmp_path, srresnet={"batch_size": 2})
+    with pytest.raises(CheckpointError) as err:
+        Trainer(bigger, "srresnet", resume="auto", progress=False)
+    assert str(err.value) == (
+        f"{tmp_path / 'srresnet' / 'last.pt'} was trained with srresnet.batch_size=4; it cannot change "
+        "on resume (the position inside the epoch is counted in batches of it). Resume with "
+        "srresnet.batch_size=4, or start a new run with another --out"
+    )
