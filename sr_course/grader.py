@@ -30,7 +30,9 @@ the kit's own code); total = their sum, out of MAX_POINTS.
 from __future__ import annotations
 
 import ast
+import copy
 import csv
+import functools
 import io
 import json
 import os
@@ -55,6 +57,7 @@ from .release import (
     kit_files,
     strip_solutions,
 )
+from .sandbox import todo_slug
 
 TODO_POINTS = 1.0
 NOTEBOOK_POINTS = 2.0
@@ -87,6 +90,7 @@ SUSPICIOUS_CALLS = {
     "_exit", "system", "kill", "popen", "_getframe", "exit", "register", "remove", "unlink", "rmtree",
     "write_text", "write_bytes", "addaudithook",
 }  # fmt: skip
+SUSPICIOUS_ATTRIBUTES = {"modules", "__builtins__", "__code__", "__globals__"}
 MAX_RECORD_BYTES = 32 * 2**20
 SANITIZE = KIT_ROOT / "notebooks" / "nbval_sanitize.cfg"
 
@@ -114,17 +118,33 @@ def _reference_outputs(todo: str) -> list:
     return _REFERENCE[todo]
 
 
-def _slug(todo: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "_", todo).strip("_")
+def _write_kit(dst: Path, files: dict[str, str], root: Path, folders: tuple[str, ...]) -> None:
+    """The reference's files under `folders` (less instructor-only ones) written to `dst`, with
+    `files` ({'sr_course/models.py': text, ...}) in place of the student files."""
+    for rel in kit_files(root):
+        if rel in INSTRUCTOR_ONLY or not rel.startswith(folders):
+            continue
+        path = dst / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if rel in EDITABLE:
+            path.write_text(files[rel])
+        else:
+            shutil.copyfile(root / rel, path)
 
 
-def _package_files(root: Path) -> list[str]:
-    """The kit's package files (the reference's, less the instructor-only ones)."""
-    return [
-        rel
-        for rel in kit_files(root)
-        if rel.startswith("sr_course/") and rel.endswith(".py") and rel not in INSTRUCTOR_ONLY
-    ]
+def _complete(files: dict[str, str | None], root: Path) -> dict[str, str]:
+    """Every student file's text: the submission's, or the kit's stub where it is missing."""
+    return {rel: files.get(rel) or _stubbed(root, rel) for rel in EDITABLE}
+
+
+def _guard_roots(root: Path, *reads: Path) -> tuple[list[str], list[str]]:
+    """What guarded student code may read (Python's and the system's folders, plus `reads`) and what
+    it may never read: the reference solution, wherever it lies (a repository or an installed package)."""
+    prefixes = sorted({sys.prefix, sys.base_prefix, sys.exec_prefix})
+    system = ["/usr", "/lib", "/lib64", "/etc", "/proc", "/sys", "/dev"]
+    denied = [str(Path(__file__).resolve().parent)]
+    denied += [str(root / d) for d in ("sr_course", "tests", "notebooks", ".git")]
+    return prefixes + [str(r) for r in reads] + system, denied
 
 
 def _stubbed(root: Path, rel: str, keep: tuple[str, ...] = ()) -> str:
@@ -136,23 +156,18 @@ def _stubbed(root: Path, rel: str, keep: tuple[str, ...] = ()) -> str:
 def _prepare(work: Path, files: dict[str, str], root: Path) -> dict:
     """Write the sandbox's trees (one per student file, the other student files stubbed), the
     dependency modules and the job description; return the job."""
+    stubs = {rel: _stubbed(root, rel) for rel in EDITABLE}
     for name in ("models", "losses", "solver"):
-        tree = work / "trees" / name
-        for rel in _package_files(root):
-            dst = tree / rel
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            if rel in EDITABLE:
-                text = files[rel] if rel == f"sr_course/{name}.py" else _stubbed(root, rel)
-                dst.write_text(text)
-            else:
-                shutil.copyfile(root / rel, dst)
+        own = f"sr_course/{name}.py"
+        mixed = {rel: files[rel] if rel == own else stubs[rel] for rel in EDITABLE}
+        _write_kit(work / "trees" / name, mixed, root, ("sr_course/",))
     todos = {}
     for todo, (file, deps) in TODOS.items():
         spec = {"tree": str(work / "trees" / file)}
         if deps:
             dep_files = {TODOS[d][0] for d in deps}
             assert len(dep_files) == 1, f"{todo}: dependencies in several files"
-            deps_dir = work / "deps" / _slug(todo)
+            deps_dir = work / "deps" / todo_slug(todo)
             deps_dir.mkdir(parents=True)
             rel = f"sr_course/{dep_files.pop()}.py"
             (deps_dir / "deps.py").write_text(_stubbed(root, rel, keep=deps))
@@ -166,22 +181,14 @@ def _prepare(work: Path, files: dict[str, str], root: Path) -> dict:
     runner.mkdir()
     shutil.copyfile(Path(probes_module.__file__), runner / "probes.py")
     shutil.copyfile(Path(__file__).with_name("sandbox.py"), runner / "sandbox.py")
-    prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix}
+    reads, denied = _guard_roots(root, runner)
     return {
         "todos": todos,
         "outdir": str(work / "out"),
         "status": str(work / "status.json"),
         "probes": str(runner / "probes.py"),
-        "read_roots": sorted(prefixes)
-        + [str(runner), "/usr", "/lib", "/lib64", "/etc", "/proc", "/sys", "/dev"],
-        # The reference solution, wherever it lies (a repository, or an installed package).
-        "deny_roots": [
-            str(Path(__file__).resolve().parent),
-            str(root / "sr_course"),
-            str(root / "tests"),
-            str(root / "notebooks"),
-            str(root / ".git"),
-        ],
+        "read_roots": reads,
+        "deny_roots": denied,
     }
 
 
@@ -190,7 +197,7 @@ def grade_todos(
 ) -> dict:
     """Grade the TODOs of one submission, given the texts of its student files ({'sr_course/models.py':
     text, ...}; a missing file counts as the kit's stub). Returns {todo: entry} and the flags."""
-    files = {rel: files.get(rel) or _stubbed(root, rel) for rel in EDITABLE}
+    files = _complete(files, root)
     with tempfile.TemporaryDirectory(prefix="sr-grade-") as tmp:
         work = Path(tmp)
         job = _prepare(work, files, root)
@@ -221,7 +228,7 @@ def grade_todos(
         todos, flags = {}, []
         for todo in TODOS:
             todos[todo], todo_flags = _judge_todo(
-                todo, work / "out" / _slug(todo), status.get(todo, {}), timeout
+                todo, work / "out" / todo_slug(todo), status.get(todo, {}), timeout
             )
             flags += todo_flags
     return {"todos": todos, "flags": flags, "seconds": round(time.monotonic() - started, 1)}
@@ -351,12 +358,7 @@ def _imports_and_calls(text: str) -> tuple[set[str], list[tuple[int, str]]]:
             )
             if name:
                 calls.append((node.lineno, name))
-        elif isinstance(node, ast.Attribute) and node.attr in (
-            "modules",
-            "__builtins__",
-            "__code__",
-            "__globals__",
-        ):
+        elif isinstance(node, ast.Attribute) and node.attr in SUSPICIOUS_ATTRIBUTES:
             calls.append((node.lineno, node.attr))
     return imports, calls
 
@@ -377,10 +379,7 @@ def scan(files: dict[str, str], root: Path = KIT_ROOT) -> list[str]:
             if name in SUSPICIOUS_MODULES or name.split(".")[0] in SUSPICIOUS_MODULES:
                 flags.append(f"{rel}: imports {name}")
         for line, name in calls:
-            if (
-                name in SUSPICIOUS_CALLS | {"modules", "__builtins__", "__code__", "__globals__"}
-                and name not in ref_call_names
-            ):
+            if name in SUSPICIOUS_CALLS | SUSPICIOUS_ATTRIBUTES and name not in ref_call_names:
                 flags.append(f"{rel}:{line}: uses {name}")
     return flags
 
@@ -388,6 +387,7 @@ def scan(files: dict[str, str], root: Path = KIT_ROOT) -> list[str]:
 # --- notebooks -------------------------------------------------------------------------------------
 
 
+@functools.cache
 def _sanitizers() -> list[tuple[re.Pattern, str]]:
     import configparser
 
@@ -409,19 +409,6 @@ def _cell_text(cell) -> str:
     return text.strip()
 
 
-def _kit_tree(tree: Path, files: dict[str, str], root: Path) -> None:
-    """A full student kit (the reference's files, less instructor-only ones) with the student's files."""
-    for rel in kit_files(root):
-        if rel in INSTRUCTOR_ONLY or not rel.startswith(("sr_course/", "notebooks/")):
-            continue
-        dst = tree / rel
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        if rel in EDITABLE:
-            dst.write_text(files[rel])
-        else:
-            shutil.copyfile(root / rel, dst)
-
-
 def grade_notebooks(
     files: dict[str, str],
     todo_scores: dict[str, float],
@@ -435,14 +422,14 @@ def grade_notebooks(
     from nbclient import NotebookClient
     from nbclient.exceptions import DeadKernelError
 
-    files = {rel: files.get(rel) or _stubbed(root, rel) for rel in EDITABLE}
+    files = _complete(files, root)
     entry = {"passed": 0, "total": 0, "first_failure": None, "failures": []}
     started = time.monotonic()
     stop_reason = None
     with tempfile.TemporaryDirectory(prefix="sr-grade-nb-") as tmp:
         tmp = Path(tmp)
         tree = tmp / "kit"
-        _kit_tree(tree, files, root)
+        _write_kit(tree, files, root, ("sr_course/", "notebooks/"))
         # The kernels may write here only: not the kit, not IPython's startup folder below.
         writable = [tmp / d for d in ("data", "runs", "mpl", "scratch")]
         for d in writable:
@@ -463,7 +450,7 @@ def grade_notebooks(
         )
         for name in NOTEBOOKS:
             reference = nbformat.read(root / "notebooks" / name, as_version=4)
-            nb = nbformat.read(root / "notebooks" / name, as_version=4)
+            nb = copy.deepcopy(reference)
             for cell in nb.cells:
                 if cell.cell_type == "code":
                     cell.outputs, cell.execution_count = [], None
@@ -516,14 +503,7 @@ def _kernel_guard(tmp: Path, tree: Path, writable: list[Path], root: Path) -> No
     runner = tmp / "runner"
     runner.mkdir()
     shutil.copyfile(Path(__file__).with_name("sandbox.py"), runner / "sr_grade_sandbox.py")
-    reads = sorted({sys.prefix, sys.base_prefix, sys.exec_prefix}) + [
-        str(runner), str(tree), str(tmp / "ipython"), "/usr", "/lib", "/lib64", "/etc", "/proc",
-        "/sys", "/dev",
-    ]  # fmt: skip
-    denies = [
-        str(Path(__file__).resolve().parent),
-        *(str(root / d) for d in ("sr_course", "tests", "notebooks", ".git")),
-    ]
+    reads, denies = _guard_roots(root, runner, tree, tmp / "ipython")
     startup = tmp / "ipython" / "profile_default" / "startup"
     startup.mkdir(parents=True)
     (startup / "00-sr-grade-guard.py").write_text(

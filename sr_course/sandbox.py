@@ -109,7 +109,8 @@ def install_guard(read_roots, write_roots, deny_roots, flags: list, log: str | N
     sys.addaudithook(hook)
 
 
-def _slug(todo: str) -> str:
+def todo_slug(todo: str) -> str:
+    """A TODO's id as a folder name: 'SRGAN step' -> 'SRGAN_step'."""
     return re.sub(r"[^A-Za-z0-9]+", "_", todo).strip("_")
 
 
@@ -136,7 +137,7 @@ def _child(job: dict, todo: str) -> None:
     torch.set_num_threads(1)
     sys.dont_write_bytecode = True
     spec = job["todos"][todo]
-    out = Path(job["outdir"]) / _slug(todo)
+    out = Path(job["outdir"]) / todo_slug(todo)
     tree = spec["tree"]
     flags: list[str] = []
     scratch = out / "scratch"  # a private temporary folder (some libraries ask for one)
@@ -168,7 +169,7 @@ def _child(job: dict, todo: str) -> None:
         if spec.get("deps_file"):
             # The reference's version of the TODOs this one builds on, in the package's namespace
             # (it uses relative imports), swapped in wherever the student's code looks them up.
-            name = f"sr_course._grade_deps_{_slug(todo)}"
+            name = f"sr_course._grade_deps_{todo_slug(todo)}"
             loader = importlib.util.spec_from_file_location(name, spec["deps_file"])
             deps = importlib.util.module_from_spec(loader)
             sys.modules[name] = deps
@@ -221,7 +222,7 @@ def main(job_path: str) -> None:
     while pending or running:
         while pending and len(running) < int(job["jobs"]):
             todo = pending.pop(0)
-            (Path(job["outdir"]) / _slug(todo)).mkdir(parents=True, exist_ok=True)
+            (Path(job["outdir"]) / todo_slug(todo)).mkdir(parents=True, exist_ok=True)
             proc = fork.Process(target=_child, args=(job, todo), daemon=True)
             proc.start()
             running[todo] = (proc, time.monotonic())
