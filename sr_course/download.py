@@ -2,11 +2,15 @@
 package (Set5, Set14, B100, Urban100). The CLI is data_prep/download.py.
 
 - Checksums: DIV2K's published MD5s are verified. The benchmark package has no published checksum, so
-  its contents are verified (file counts, every HR has its x4 LR of a quarter the size) and the
+  before it takes its final name its size is checked against the server's, the whole archive is read
+  (a cut tar has no end-of-archive marker or ends inside a member) and its contents are counted
+  (every set's HR and x4 LR images); after extraction every HR is checked against its LR, and the
   SHA-256 seen is printed and stored beside it.
 - Never a partial file under its final name: bytes go to `<archive>.part` and are renamed only after
-  the checksum passes. An interrupted download resumes from the .part (HTTP Range); a checksum
-  mismatch deletes the .part and says so.
+  the checks pass. An interrupted download resumes from the .part (HTTP Range; a server that answers
+  from another offset makes it start over); a cut transfer is retried; a failed check deletes the
+  .part and says so. An archive already under its final name that fails the checks is deleted and
+  fetched again.
 - Idempotent: an archive already downloaded is used as it is; an extracted part is not extracted again.
 - Offline clusters: `from_dir` takes archives (or already extracted folders) fetched by any means.
 """
@@ -14,6 +18,7 @@ package (Set5, Set14, B100, Urban100). The CLI is data_prep/download.py.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import shutil
 import tarfile
@@ -87,6 +92,16 @@ def file_digest(path: Path, algorithm: str = "md5") -> str:
     return h.hexdigest()
 
 
+def _range_start(response) -> tuple[int | None, int | None]:
+    """(first byte, total size) of a 206 answer's Content-Range 'bytes START-END/TOTAL'."""
+    value = response.headers.get("Content-Range", "")
+    try:
+        span, _, total = value.removeprefix("bytes ").partition("/")
+        return int(span.split("-")[0]), (int(total) if total.strip() not in ("", "*") else None)
+    except ValueError:
+        return None, None
+
+
 def fetch(
     url: str,
     dest: Path,
@@ -94,10 +109,14 @@ def fetch(
     retries: int = 3,
     timeout: float = 60.0,
     progress: bool = True,
+    verify=None,
 ) -> Path:
-    """Download `url` to `dest` (resuming `dest.part`), verify `md5`, then rename into place.
+    """Download `url` to `dest` (resuming `dest.part`), check it, then rename it into place.
 
-    Returns dest. An existing dest is used as it is (its MD5 is checked when one is known).
+    md5: the published checksum. verify(path) -> None or the problem in a few words: the check for
+    archives without a published checksum (see archive_problem). Returns dest. An existing dest is
+    used as it is when it passes the same checks; one that fails the MD5 is refused, one that fails
+    `verify` is deleted (it is ours: a broken earlier download) and fetched again.
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -106,17 +125,31 @@ def fetch(
             raise DownloadError(
                 f"{dest} exists but its MD5 is not the published {md5}: delete it and run again"
             )
-        return dest
+        problem = verify(dest) if (verify and not md5) else None
+        if not problem:
+            return dest
+        dest.unlink()
+        print(f"{dest} was broken ({problem}); deleted it, downloading it again")
     part = dest.with_name(dest.name + ".part")
     for attempt in range(1, retries + 1):
         have = part.stat().st_size if part.exists() else 0
         request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
-                if have and response.status != 206:  # the server ignored the range: start over
-                    have = 0
                 length = response.headers.get("Content-Length")
-                total = have + int(length) if length is not None else None
+                total = None
+                if have and response.status == 206:
+                    start, total = _range_start(response)
+                    if start != have:  # an answer from another offset cannot be appended
+                        response.close()
+                        part.unlink()
+                        raise ConnectionError(
+                            f"the server resumed at byte {start}, not {have}; starting over"
+                        )
+                elif have:  # the server ignored the range: start over
+                    have = 0
+                if total is None and length is not None:
+                    total = have + int(length)
                 with (
                     open(part, "ab" if have else "wb") as f,
                     tqdm(
@@ -131,10 +164,12 @@ def fetch(
                     for chunk in iter(lambda: response.read(1 << 20), b""):
                         f.write(chunk)
                         bar.update(len(chunk))
-                if total is not None and part.stat().st_size < total:
-                    raise ConnectionError(
-                        f"connection closed at {part.stat().st_size} of {total} bytes"
-                    )
+                size = part.stat().st_size
+                if total is not None and size < total:
+                    raise ConnectionError(f"connection closed at {size} of {total} bytes")
+                if total is not None and size > total:
+                    part.unlink()
+                    raise ConnectionError(f"got {size} bytes, more than the {total} announced")
             break
         except urllib.error.HTTPError as err:
             if err.code == 416 and have:  # range not satisfiable: the .part is already complete
@@ -142,10 +177,23 @@ def fetch(
             raise DownloadError(
                 f"{url} answered HTTP {err.code} ({err.reason}); try again later or use --from-dir"
             ) from None
-        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as err:
+        except (
+            urllib.error.URLError,
+            http.client.HTTPException,  # IncompleteRead: a chunked transfer cut short
+            ConnectionError,
+            TimeoutError,
+            OSError,
+        ) as err:
             if attempt == retries:
+                why = (
+                    "the connection was cut mid-transfer"
+                    if isinstance(err, http.client.IncompleteRead)
+                    else str(err).splitlines()[0]
+                    if str(err)
+                    else type(err).__name__
+                )
                 raise DownloadError(
-                    f"downloading {url} failed {retries} times ({err}); run the same command again to resume "
+                    f"downloading {url} failed {retries} times ({why}); run the same command again to resume "
                     f"from {part}, or fetch the file by other means and use --from-dir"
                 ) from None
             time.sleep(min(2.0 * attempt, 10.0))
@@ -156,8 +204,79 @@ def fetch(
             raise DownloadError(
                 f"{dest.name}: MD5 {got} does not match the published {md5}; the corrupt download was deleted, run again"
             )
+    elif verify:
+        problem = verify(part)
+        if problem:
+            part.unlink()
+            raise DownloadError(
+                f"{dest.name} from {url} is broken ({problem}); the broken download was deleted: run the "
+                "same command again, or fetch the file by other means and use --from-dir"
+            )
     os.replace(part, dest)
     return dest
+
+
+def archive_problem(path: Path, expect=None) -> str | None:
+    """None when `path` is a complete, readable zip or tar archive whose member names pass
+    `expect(names) -> None or problem`; else the problem in a few words.
+
+    Every member is read to the end, so a transfer cut inside a member is found; a tar cut at a member
+    boundary lacks tar's end-of-archive marker (two zero blocks), which is checked too.
+    """
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                bad = z.testzip()
+                names = z.namelist()
+            if bad:
+                return f"member {bad} is corrupt"
+        elif tarfile.is_tarfile(path):
+            names = []
+            with tarfile.open(path) as t:
+                for member in t:
+                    names.append(member.name)
+                    if member.isfile():
+                        data = t.extractfile(member)
+                        while data.read(1 << 20):
+                            pass
+                end = t.offset
+            if path.stat().st_size < end + 2 * tarfile.BLOCKSIZE:
+                return "the tar archive ends without its end-of-archive marker: it was cut short"
+        else:
+            return "it is neither a zip nor a tar archive (cut short, or an error page)"
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as err:
+        return f"it is truncated or corrupt: {type(err).__name__}: {err}"
+    return expect(names) if expect else None
+
+
+def benchmark_members_problem(names: list[str]) -> str | None:
+    """None when the archive's names hold every benchmark set's HR images and their x4 LR."""
+    for name, count in BENCHMARK_COUNTS.items():
+        hr = [n for n in names if n.startswith(f"benchmark/{name}/HR/") and n.endswith(".png")]
+        lr = [
+            n
+            for n in names
+            if n.startswith(f"benchmark/{name}/LR_bicubic/X4/") and n.endswith("x4.png")
+        ]
+        if len(hr) != count or len(lr) != count:
+            return (
+                f"it holds {len(hr)} HR and {len(lr)} x4 LR images of {name}, not {count} of each"
+            )
+    return None
+
+
+def _expectation(part: Part):
+    """The contents check for an archive without a published checksum."""
+    if part.provides == "benchmark":
+        return benchmark_members_problem
+    top = Path(part.provides).relative_to(part.extract_to).parts[0]
+
+    def holds_top(names: list[str]) -> str | None:
+        if not any(n.split("/")[0] == top for n in names):
+            return f"it holds no {top}/ folder"
+        return None
+
+    return holds_top
 
 
 def _safe_members(names: list[str], archive: Path) -> None:
@@ -249,6 +368,9 @@ def download(
                     raise DownloadError(
                         f"{archive}: MD5 does not match the published {part.md5}; fetch it again"
                     )
+                problem = None if part.md5 else archive_problem(archive, _expectation(part))
+                if problem:
+                    raise DownloadError(f"{archive} is broken ({problem}); fetch it again")
             elif extracted.is_dir():
                 shutil.copytree(extracted, dest / top.parts[0], dirs_exist_ok=True)
                 report[key] = f"copied from {extracted}"
@@ -259,7 +381,15 @@ def download(
                     f"--from-dir {src_dir} holds neither {part.archive} nor an extracted {top.parts[0]}/ folder"
                 )
         else:
-            archive = fetch(part.url, downloads / part.archive, part.md5, progress=progress)
+            archive = fetch(
+                part.url,
+                downloads / part.archive,
+                part.md5,
+                progress=progress,
+                verify=None
+                if part.md5
+                else lambda p, part=part: archive_problem(p, _expectation(part)),
+            )
         extract(archive, dest)
         report[key] = f"extracted {archive.name}"
         _finish(root, key, part, marker, archive)
