@@ -104,12 +104,39 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _is_config_leaf(key: str) -> bool:
+    """Whether `key` (e.g. 'scale', 'data.crop_size') names a config value, not a section."""
+    from .config import _BASE
+
+    node = _BASE
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return not isinstance(node, dict)
+
+
+def _split_models(args: argparse.Namespace) -> None:
+    """`--models a=x.pt key=value` : --models takes every word up to the next option, so move the
+    config overrides (a key=value whose key is a config value, like scale=4 or data.crop_size=48)
+    back to the overrides."""
+    models = getattr(args, "models", None)
+    if not models:
+        return
+    keep, moved = [], []
+    for item in models:
+        key = item.partition("=")[0]
+        (moved if "=" in item and _is_config_leaf(key) else keep).append(item)
+    args.models = keep
+    args.overrides = [*getattr(args, "overrides", []), *moved]
+
+
 def _named_models(items: list[str]) -> dict:
     """['srresnet=runs/srresnet/best.pt', 'runs/srgan/last.pt'] -> {name: path} (name defaults to the
-    run folder's name)."""
+    run folder's name). A name given twice is refused."""
     from pathlib import Path
 
-    models = {}
+    models, given = {}, {}
     for item in items or []:
         name, _, path = item.rpartition("=")
         path = Path(path)
@@ -117,7 +144,13 @@ def _named_models(items: list[str]) -> dict:
             raise FileNotFoundError(
                 f"checkpoint {path} does not exist; train first or check the path"
             )
-        models[name or path.parent.name] = path
+        name = name or path.parent.name
+        if name in models:
+            raise ValueError(
+                f"two models are named {name!r} ({given[name]} and {item}); give each its own name: "
+                f"--models A={models[name]} B={path}"
+            )
+        models[name], given[name] = path, item
     return models
 
 
@@ -133,21 +166,73 @@ def _cmd_test(args: argparse.Namespace) -> int:
 def _cmd_super_resolve(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .datasets import read_image, write_png
+    from .datasets import BadImage, read_image, write_png
     from .inference import load_generator, super_resolve
 
+    inputs = _input_images(args.images)
     model = load_generator(args.checkpoint, args.device)
     out = Path(args.out)
-    for path in args.images:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"input image {path} does not exist")
-        lr = read_image(path)
+    targets = _output_names(inputs, out, model.scaling_factor)
+    failed = []
+    for path, target in zip(inputs, targets):
+        try:
+            lr = read_image(path)
+        except (BadImage, FileNotFoundError) as err:
+            failed.append(path)
+            print(f"skipped {path}: {err}", file=sys.stderr)
+            continue
         sr = super_resolve(model, lr, tile=args.tile)
-        target = out / f"{path.stem}_x{model.scaling_factor}.png"
         write_png(sr, target)
         print(f"{path} ({lr.shape[1]}x{lr.shape[0]}) -> {target} ({sr.shape[1]}x{sr.shape[0]})")
+    if failed:
+        print(
+            f"error: {len(failed)} of {len(inputs)} images could not be read (named above); the others "
+            f"are in {out}",
+            file=sys.stderr,
+        )
+        return 1
     return 0
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def _input_images(items: list[str]) -> list[Path]:
+    """Files as given, and the images inside folders (sorted); a missing path is refused."""
+    inputs = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise FileNotFoundError(
+                    f"folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)})"
+                )
+            inputs += found
+        elif path.is_file():
+            inputs.append(path)
+        else:
+            raise FileNotFoundError(f"input image {path} does not exist")
+    return inputs
+
+
+def _output_names(inputs: list[Path], out: Path, scale: int) -> list[Path]:
+    """<stem>_x<scale>.png for each input; inputs that share a stem (a.png and a.jpg, or two
+    folders' a.png) get their extension and then their folder added, so none overwrites another."""
+    from collections import Counter
+
+    stems = Counter(p.stem for p in inputs)
+    names = [p.stem if stems[p.stem] == 1 else f"{p.stem}_{p.suffix[1:]}" for p in inputs]
+    counts = Counter(names)
+    names = [
+        n if counts[n] == 1 else f"{p.parent.name or 'here'}_{n}" for p, n in zip(inputs, names)
+    ]
+    taken: Counter = Counter()
+    unique = []
+    for n in names:  # still equal (a/x.png and b/a/x.png...): number them
+        taken[n] += 1
+        unique.append(n if taken[n] == 1 else f"{n}_{taken[n]}")
+    return [out / f"{n}_x{scale}.png" for n in unique]
 
 
 def _cmd_grid(args: argparse.Namespace) -> int:
@@ -167,6 +252,19 @@ def _cmd_grid(args: argparse.Namespace) -> int:
     )
     print(f"saved {out.with_suffix('.png')} and {out.with_suffix('.pdf')}")
     return 0
+
+
+def _tile(text: str) -> int:
+    """--tile: LR pixels per tile side (>= 16), or 0 for no tiling."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value != 0 and value < 16:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a tile size: give the LR pixels per tile side (16 or more), or 0 for no tiling"
+        )
+    return value
 
 
 def _add_config_arguments(p: argparse.ArgumentParser) -> None:
@@ -254,7 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", default="runs/test", help="where results.md/.csv/.json go (default runs/test)"
     )
     p.add_argument(
-        "--tile", type=int, help="tile size in LR pixels for big images (default: automatic)"
+        "--tile", type=_tile, help="tile size in LR pixels for big images (default: automatic)"
     )
     p.set_defaults(func=_cmd_test)
 
@@ -266,7 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", help="a checkpoint written by training (last.pt / best.pt)")
     p.add_argument("images", nargs="+", help="input (low-resolution) images")
     p.add_argument("--out", default="runs/sr", help="output folder (default runs/sr)")
-    p.add_argument("--tile", type=int, help="tile size in LR pixels (default: automatic)")
+    p.add_argument("--tile", type=_tile, help="tile size in LR pixels (default: automatic)")
     p.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
     p.set_defaults(func=_cmd_super_resolve)
 
@@ -285,7 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--images", nargs="*", type=int, help="image indices (default: all)")
     p.add_argument("--out", default="runs/figures", help="output folder (default runs/figures)")
-    p.add_argument("--tile", type=int, help="tile size in LR pixels (default: automatic)")
+    p.add_argument("--tile", type=_tile, help="tile size in LR pixels (default: automatic)")
     p.set_defaults(func=_cmd_grid)
 
     p = sub.add_parser(
@@ -360,19 +458,27 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(stray)}")
     if extra:
         args.overrides = [*getattr(args, "overrides", []), *extra]
+    _split_models(args)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
     from .checkpoint import CheckpointError
     from .datasets import DataError
-    from .solver import DivergenceError
+    from .solver import DivergenceError, RunLockedError, TrainingInterrupted
 
     try:
         return args.func(args)
+    except TrainingInterrupted as err:
+        print(err, file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
     except (
         CheckpointError,
         DataError,
         DivergenceError,
+        RunLockedError,
         FileExistsError,
         FileNotFoundError,
         KeyError,

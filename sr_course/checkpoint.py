@@ -39,9 +39,38 @@ def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
     A kill at any moment leaves either the previous file or the new one, never half a file.
     """
     path = Path(path)
-    with atomic_write(path) as f:
-        torch.save({"format_version": CHECKPOINT_VERSION, **state}, f)
+    try:
+        with atomic_write(path) as f:
+            torch.save({"format_version": CHECKPOINT_VERSION, **state}, f)
+    except (OSError, RuntimeError) as err:  # torch reports a failed write as a RuntimeError
+        kept = f"the previous {path.name} is intact" if path.exists() else "nothing was written"
+        if _disk_full(err, path):
+            raise CheckpointError(
+                f"cannot write checkpoint {path}: the disk is full ({kept}); free some space on that disk "
+                f"or set another --out, then resume"
+            ) from None
+        raise CheckpointError(
+            f"cannot write checkpoint {path} ({str(err).splitlines()[0][:200]}); {kept}"
+        ) from None
     return path
+
+
+def _disk_full(err: BaseException, path: Path) -> bool:
+    """Whether a failed write looks like a full disk: ENOSPC anywhere in the chain, or torch's
+    'file write failed' with little room left."""
+    import errno
+    import shutil
+
+    while err is not None:
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if "file write failed" in str(err) or "No space left" in str(err):
+            return True
+        err = err.__cause__ or err.__context__
+    try:
+        return shutil.disk_usage(path.parent).free < (64 << 20)
+    except OSError:
+        return False
 
 
 def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
@@ -53,9 +82,21 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist; check the path (or train first)")
+    broken = _broken_file(path)
+    if broken:
+        raise CheckpointError(
+            f"checkpoint {path} is {broken}: it is not a checkpoint any more (a copy or download cut "
+            "short, or a disk fault). Use another file: best.pt beside it, or train again"
+        )
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises UnpicklingError / RuntimeError variants here
+        if not _needs_unpickling(err):
+            raise CheckpointError(
+                f"checkpoint {path} is damaged and cannot be read ({type(err).__name__}: "
+                f"{(str(err).splitlines() or [''])[0][:160]}); "
+                "use another file: best.pt beside it, or train again"
+            ) from None
         raise CheckpointError(
             f"checkpoint {path} cannot be loaded safely: it holds pickled Python objects (the course's "
             "old format saved whole nn.Modules), which PyTorch >= 2.6 refuses because loading them can "
@@ -74,6 +115,32 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
             f"({CHECKPOINT_VERSION}); update sr_course"
         )
     return state
+
+
+def _broken_file(path: Path) -> str | None:
+    """Why `path` cannot be a torch checkpoint at all (empty; a zip archive cut short), else None.
+
+    torch.save writes a zip archive (since PyTorch 1.6); the course's old files are too. A zip whose
+    end-of-archive record is missing was cut short; a legacy (pre-1.6) pickle file is not a zip and
+    is left to torch.load to judge.
+    """
+    import zipfile
+
+    size = path.stat().st_size
+    if size == 0:
+        return "empty (0 bytes)"
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic == b"PK\x03\x04" and not zipfile.is_zipfile(path):
+        return f"cut short or corrupt ({size:,} bytes, no end-of-archive record)"
+    return None
+
+
+def _needs_unpickling(err: Exception) -> bool:
+    """Whether torch.load(weights_only=True) refused the file because it holds pickled objects
+    (the course's old format), rather than because the file is damaged."""
+    text = str(err)
+    return "Unsupported global" in text or "can still be loaded" in text
 
 
 def _remap_by_position(state: dict, reference: dict, what: str) -> dict:
@@ -98,7 +165,25 @@ def convert_legacy_checkpoint(old_path: str | os.PathLike, new_path: str | os.Pa
     """
     from .models import Discriminator, Generator
 
-    old = torch.load(old_path, map_location="cpu", weights_only=False)
+    old_path = Path(old_path)
+    if not old_path.is_file():
+        raise CheckpointError(f"{old_path} does not exist; check the path")
+    broken = _broken_file(old_path)
+    if broken:
+        raise CheckpointError(f"{old_path} is {broken}: there is nothing to convert")
+    try:
+        old = torch.load(old_path, map_location="cpu", weights_only=False)
+    except (ModuleNotFoundError, AttributeError) as err:
+        raise CheckpointError(
+            f"{old_path} holds modules pickled from the course's old code, which is not importable here "
+            f"({str(err).splitlines()[0]}): run the conversion in the folder that holds the old models.py "
+            "(cd there, then python -m sr_course convert-checkpoint ...)"
+        ) from None
+    except Exception as err:
+        raise CheckpointError(
+            f"{old_path} cannot be read ({type(err).__name__}: {str(err).splitlines()[0][:200]}); "
+            "it is damaged or not a PyTorch file"
+        ) from None
     if isinstance(old, torch.nn.Module):
         old = {"model": old}
     models = {}

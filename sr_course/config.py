@@ -184,13 +184,40 @@ def _merge(base: dict, changes: dict, where: str = "") -> dict:
             raise KeyError(f"unknown config key {name!r}; valid keys here: {valid}")
         if isinstance(out[key], dict):
             if not isinstance(value, dict):
-                raise TypeError(
-                    f"config key {name!r} is a section; give a dict, e.g. {name}.<key>=<value>"
+                raise ValueError(
+                    f"config key {name!r} is a section, not a value: set one of its keys, e.g. "
+                    f"{name}.{next(iter(out[key]))}=..."
                 )
             out[key] = _merge(out[key], value, where=f"{name}.")
         else:
+            _check_type(name, out[key], value)
             out[key] = copy.deepcopy(value)
     return out
+
+
+def _check_type(name: str, default, value) -> None:
+    """Refuse a value of another kind than the key's default (None is allowed where the default is
+    None or text: 'not set')."""
+    if default is None or value is None and isinstance(default, str):
+        return
+    if isinstance(default, bool):
+        ok, kind, example = isinstance(value, bool), "True or False", "True"
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        kind, example = "a whole number", str(default)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        kind, example = "a number", f"{default:g}"
+    elif isinstance(default, str):
+        ok, kind, example = isinstance(value, str), "text", default
+    elif isinstance(default, list):
+        ok, kind, example = isinstance(value, list), "a list", str(default).replace(" ", "")
+    else:
+        return
+    if not ok:
+        raise ValueError(
+            f"{name}={value!r} is not valid: it must be {kind} (for example {name}={example})"
+        )
 
 
 def load_config(profile: str | None = None, **overrides) -> EasyDict:
@@ -223,6 +250,66 @@ def validate(cfg: dict) -> None:
                 f"{key}={value!r} is not an option; choose one of {', '.join(map(str, options))}"
             )
 
+    def at_least(key: str, low, value=None) -> None:
+        node = cfg
+        for part in key.split("."):
+            node = node[part]
+        if node is not None and node < low:
+            kind = "positive" if low == 1 else f"at least {low}" if low else "zero or more"
+            raise ValueError(f"{key}={node!r} is not valid: it must be {kind}")
+
+    for key in (
+        "G.n_channels",
+        "G.n_blocks",
+        "G.large_kernel_size",
+        "G.small_kernel_size",
+        "D.n_channels",
+        "D.n_blocks",
+        "D.fc_size",
+        "data.crop_size",
+        "data.patches_per_image",
+        "data.val_images",
+        "srresnet.batch_size",
+        "srresnet.epochs",
+        "srgan.batch_size",
+        "srgan.epochs",
+        "srgan.d_steps",
+        "train.max_iterations",
+    ):
+        at_least(key, 1)
+    for key in (
+        "seed",
+        "data.num_workers",
+        "train.checkpoint_every",
+        "train.log_every",
+        "srgan.adv_weight",
+        "srgan.label_smoothing",
+        "srresnet.edge_weight",
+        "srgan.edge_weight",
+    ):
+        at_least(key, 0)
+    at_least("scale", 2)
+    for key in ("srresnet.lr", "srgan.lr", "srgan.vgg_rescale"):
+        stage, leaf = key.split(".")
+        if not cfg[stage][leaf] > 0:
+            raise ValueError(f"{key}={cfg[stage][leaf]!r} is not valid: it must be above 0")
+    for stage in ("srresnet", "srgan"):
+        decay = cfg[stage]["lr_decay_at"]
+        if decay is not None and not 0 < decay < 1:
+            raise ValueError(
+                f"{stage}.lr_decay_at={decay!r} is not valid: it is a fraction of training between 0 and 1 "
+                "(or None for no decay)"
+            )
+    device = str(cfg["device"])
+    if device.split(":")[0] not in ("auto", "cpu", "cuda", "mps"):
+        raise ValueError(
+            f"device={device!r} is not an option; choose auto, cpu, cuda, cuda:N or mps"
+        )
+    if cfg["data"]["crop_size"] % cfg["scale"]:
+        raise ValueError(
+            f"data.crop_size={cfg['data']['crop_size']} is not valid: it must be a multiple of scale "
+            f"({cfg['scale']}), so that the LR patch has whole pixels"
+        )
     if cfg["G"]["scaling_factor"] != cfg["scale"]:
         raise ValueError(
             f"G.scaling_factor ({cfg['G']['scaling_factor']}) must equal scale ({cfg['scale']}); set both"
@@ -277,6 +364,8 @@ def parse_overrides(items: list[str]) -> dict:
         if "=" not in item:
             raise ValueError(f"override {item!r} is not key=value (for example srresnet.lr=1e-3)")
         key, raw = item.split("=", 1)
+        if not raw.strip():
+            raise ValueError(f"override {item!r} has no value; write {key}=<value>")
         try:
             value = ast.literal_eval(raw)
         except (ValueError, SyntaxError):

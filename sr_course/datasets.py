@@ -7,7 +7,13 @@ Layout under the data root (what data_prep/download.py and sr_course.sample writ
     benchmark/<Set>/HR/<name>.png        benchmark/<Set>/LR_bicubic/X4/<name>x4.png   (Set5, Set14, B100, Urban100)
     sample/<Sample_train|Sample>/HR/...  sample/<...>/LR_bicubic/X4/...                (built-in, offline)
     lists/<split>.csv                    one row per usable (HR, LR) pair: create_data_lists()
-    cache/<split>/<name>.{hr,lr}.npy     decoded uint8 arrays for training, made on first use
+    cache/<split>/<name>.<hr|lr>.<key>.npy   decoded uint8 arrays for training, made on first use;
+                                         <key> is the source file's size and mtime, so a replaced
+                                         image is decoded again (and its old array deleted)
+
+The LR folders hold x4 images (the benchmarks' and DIV2K's bicubic x4). Another `scale` (2, 8, ...)
+uses LR made from the HR with the MATLAB-exact imresize (the standard protocol for those scales),
+computed when needed and, for training, cached like the x4 LR.
 
 Patch sampling. Decoding a 2K PNG costs about 50 ms, so cutting each 96-pixel patch from a freshly
 decoded PNG (the course's old loader: 80,000 decodes an epoch) starves a GPU. Here each training image
@@ -49,6 +55,7 @@ SPLITS = {
 }
 SAMPLE_SPLITS = ("Sample_train", "Sample")
 LIST_FIELDS = ("hr", "lr", "mode", "height", "width")
+LIST_SCALE = 4  # the scale of the LR images in the LR folders and the lists
 DOWNLOAD_HINT = "python data_prep/download.py --root {root}"
 
 
@@ -71,6 +78,13 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     """
     try:
         with Image.open(path) as im:
+            # Pillow decodes a 48-bit RGB PNG as 8-bit RGB by dropping the low bytes: refuse it
+            # like a 16-bit gray image, rather than scoring pixels that are not the file's.
+            raw_modes = [
+                str(getattr(t, "args", t[-1] if isinstance(t, tuple) else "")) for t in im.tile
+            ]
+            if im.mode in ("RGB", "RGBA") and any(";16" in r for r in raw_modes):
+                raise BadImage(f"16-bit {im.mode} image: convert it to 8-bit")
             im.load()
             mode = im.mode
             if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
@@ -94,8 +108,11 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
             return np.asarray(im).copy()
     except BadImage:
         raise
+    except FileNotFoundError:
+        raise FileNotFoundError(f"image {path} does not exist") from None
     except Exception as err:  # PIL raises many types for broken files
-        raise BadImage(f"cannot decode ({type(err).__name__}: {str(err)[:80]})") from None
+        reason = str(err).replace(repr(str(path)), "").replace(str(path), "").strip()
+        raise BadImage(f"cannot decode ({type(err).__name__}: {reason[:200]})") from None
 
 
 def write_png(arr: np.ndarray, path: str | os.PathLike) -> None:
@@ -156,9 +173,11 @@ def create_data_lists(
 
     splits: the splits to list (default: every split whose HR folder exists). Training splits
     (names ending in '_train') also need HR at least `crop_size` on each side. An existing list is
-    kept unless force=True. Returns one ListSummary per split (also printed when verbose).
+    kept unless force=True. Test splits skip images too small to score (SSIM's window must fit
+    after the border crop). Returns one ListSummary per split (also printed when verbose).
     """
     from .imresize import imresize
+    from .metrics import SSIM_WINDOW
 
     root = Path(data_root)
     if splits is None:
@@ -199,6 +218,16 @@ def create_data_lists(
             if split.endswith("_train") and min(h, w) < crop_size:
                 summary.skipped.append(
                     (hr_path.name, f"{w}x{h} is smaller than the {crop_size}-pixel training crop")
+                )
+                continue
+            smallest = SSIM_WINDOW + 2 * scale
+            if not split.endswith("_train") and min(h, w) < smallest:
+                summary.skipped.append(
+                    (
+                        hr_path.name,
+                        f"{w}x{h} is too small to score: SSIM's {SSIM_WINDOW}x{SSIM_WINDOW} window needs "
+                        f"at least {smallest}x{smallest} pixels with the {scale}-pixel border removed",
+                    )
                 )
                 continue
             lr_path = lr_dir / lr_name(hr_path, scale)
@@ -310,6 +339,8 @@ class SRDataset(torch.utils.data.Dataset):
             rows = read_data_list(self.root, name)
             self.rows += rows
             self.row_split += [name] * len(rows)
+        # PNGs in the HR folders, usable or not: evaluation says "n of N images" when lists skipped some.
+        self.images_found = sum(len(list((self.root / SPLITS[n][0]).glob("*.png"))) for n in names)
         self.crop = int(config.data.crop_size)
         if self.train:
             if self.crop % self.scale:
@@ -343,22 +374,57 @@ class SRDataset(torch.utils.data.Dataset):
 
     def hr_uint8(self, i: int) -> np.ndarray:
         """The HR image i as uint8, cropped to a multiple of the scale, (H, W, 3) or (H, W) if gray."""
-        return crop_to_multiple(read_image(self.root / self.rows[i]["hr"]), self.scale)
+        return crop_to_multiple(self._read(self.root / self.rows[i]["hr"]), self.scale)
 
     def lr_uint8(self, i: int) -> np.ndarray:
-        return read_image(self.root / self.rows[i]["lr"])
+        """The LR image i as uint8: the LR file at scale 4, else MATLAB bicubic of the HR."""
+        if self.scale == LIST_SCALE:
+            return self._read(self.root / self.rows[i]["lr"])
+        from .imresize import imresize
+
+        return imresize(self.hr_uint8(i), 1 / self.scale)
+
+    @staticmethod
+    def _read(path: Path) -> np.ndarray:
+        try:
+            return read_image(path)
+        except BadImage as err:
+            raise DataError(
+                f"{path}: {err}; it changed since the data list was made: replace it, or rebuild the "
+                "lists (sr_course.datasets.create_data_lists(root, force=True))"
+            ) from None
+        except FileNotFoundError:
+            raise DataError(
+                f"{path} is in the data list but not on disk: restore it, or rebuild the lists "
+                "(sr_course.datasets.create_data_lists(root, force=True))"
+            ) from None
 
     def _array(self, i: int, which: str) -> np.ndarray:
-        """Image i ('hr' or 'lr') as a memory-mapped uint8 (H, W, 3) array, decoded once on first use."""
+        """Image i ('hr' or 'lr') as a memory-mapped uint8 (H, W, 3) array, decoded once on first use.
+
+        The cache file is named after its source's size and modification time, so an image replaced
+        on disk is decoded again rather than served from its old pixels.
+        """
         key = (i, which)
         arr = self._arrays.get(key)
         if arr is None:
             row = self.rows[i]
-            path = self.cache_dir / self.row_split[i] / f"{Path(row['hr']).stem}.{which}.npy"
+            own_lr = which == "lr" and self.scale == LIST_SCALE
+            source = self.root / row["lr" if own_lr else "hr"]
+            try:
+                st = source.stat()
+            except FileNotFoundError:
+                self._read(source)  # raises the DataError that names the file
+            tag = which if which == "hr" or own_lr else f"lr_x{self.scale}"
+            folder, stem = self.cache_dir / self.row_split[i], Path(row["hr"]).stem
+            path = folder / f"{stem}.{tag}.{st.st_size:x}-{st.st_mtime_ns:x}.npy"
             if not path.exists():
                 img = as_rgb(self.hr_uint8(i) if which == "hr" else self.lr_uint8(i))
                 with atomic_write(path) as f:  # workers may race here: both write the same bytes
                     np.save(f, np.ascontiguousarray(img))
+                for old in [*folder.glob(f"{stem}.{tag}.*.npy"), folder / f"{stem}.{tag}.npy"]:
+                    if old != path:  # a replaced image's old pixels
+                        old.unlink(missing_ok=True)
             arr = np.load(path, mmap_mode="r")
             self._arrays[key] = arr
         return arr

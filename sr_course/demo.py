@@ -23,6 +23,7 @@ from .config import load_config
 from .metrics import evaluate
 from .sample import build_sample
 from .solver import Trainer
+from .utils import atomic_write
 from .visualize import comparison_grid, default_methods
 
 SRGAN_ITERATIONS = 60
@@ -87,7 +88,8 @@ def run_demo(
 
     seconds = time.perf_counter() - start
     results = {"sets": sets, "seconds": round(seconds, 1)}
-    (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    with atomic_write(out / "results.json", "w") as f:
+        f.write(json.dumps(results, indent=1) + "\n")
     for split, rows in sets.items():
         gain = rows["srresnet"]["psnr"] - rows["bicubic"]["psnr"]
         print(

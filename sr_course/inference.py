@@ -54,36 +54,53 @@ def _estimated_bytes(model, h: int, w: int) -> int:
     return 4 * 3 * channels * h * w * s * s // 4
 
 
-@torch.no_grad()
-def _forward_tiled(model, x: torch.Tensor, tile: int, overlap: int) -> torch.Tensor:
-    s = _scale_of(model)
-    _, _, h, w = x.shape
-    out = None
+def _tiles(h: int, w: int, tile: int, overlap: int):
+    """(top, bottom, left, right) of each output tile and (t0, t1, l0, l1) of the LR crop it needs."""
     for top in range(0, h, tile):
         for left in range(0, w, tile):
             bottom, right = min(h, top + tile), min(w, left + tile)
             t0, l0 = max(0, top - overlap), max(0, left - overlap)
             t1, l1 = min(h, bottom + overlap), min(w, right + overlap)
-            y = model(x[:, :, t0:t1, l0:l1])
-            if out is None:
-                out = torch.empty(
-                    (x.shape[0], y.shape[1], h * s, w * s), dtype=y.dtype, device=y.device
-                )
-            out[:, :, top * s : bottom * s, left * s : right * s] = y[
-                :, :, (top - t0) * s : (bottom - t0) * s, (left - l0) * s : (right - l0) * s
-            ]
-    return out
+            yield (top, bottom, left, right), (t0, t1, l0, l1)
 
 
 @torch.no_grad()
-def super_resolve_tensor(
-    model, x: torch.Tensor, tile: int | None = None, overlap: int = DEFAULT_OVERLAP
-) -> torch.Tensor:
-    """(N, 3, h, w) in [0, 1] on any device -> (N, 3, s*h, s*w) in [-1, 1] on the model's device.
+def _forward_tiled(model, x: torch.Tensor, tile: int, overlap: int, into=None):
+    """The model's output for x, computed tile by tile. into=None: returned as a tensor like the
+    model's; into=a uint8 (N, s*h, s*w, 3) array: each tile is rounded into it and `into` is
+    returned, so the full-size float output never exists (a 3000x3000 LR is 1.7 GB as float x4)."""
+    s = _scale_of(model)
+    _, _, h, w = x.shape
+    out = into
+    for (top, bottom, left, right), (t0, t1, l0, l1) in _tiles(h, w, tile, overlap):
+        y = model(x[:, :, t0:t1, l0:l1])
+        y = y[:, :, (top - t0) * s : (bottom - t0) * s, (left - l0) * s : (right - l0) * s]
+        if into is not None:
+            for n in range(y.shape[0]):
+                into[n, top * s : bottom * s, left * s : right * s] = to_uint8(y[n])
+            continue
+        if out is None:
+            out = torch.empty(
+                (x.shape[0], y.shape[1], h * s, w * s), dtype=y.dtype, device=y.device
+            )
+        out[:, :, top * s : bottom * s, left * s : right * s] = y
+    return out
 
-    tile=None: untiled, unless it does not fit (CUDA out of memory, or a CPU estimate above 1 GiB),
-    then tiles of 128, halved until they fit. tile=k: tiles of k x k LR pixels. tile=0: never tile.
-    """
+
+def _check_tile(tile) -> None:
+    if tile is not None and (not isinstance(tile, int) or isinstance(tile, bool) or tile < 0):
+        raise ValueError(
+            f"tile={tile!r} is not valid: give a tile size in LR pixels (at least 16), 0 for no "
+            "tiling, or None for automatic"
+        )
+    if tile is not None and 0 < tile < 16:
+        raise ValueError(f"tile={tile} is too small: tiles need at least 16 LR pixels a side")
+
+
+@torch.no_grad()
+def _run(model, x: torch.Tensor, tile: int | None, overlap: int, into=None):
+    """Untiled when it fits, else tiled (see super_resolve_tensor); into: see _forward_tiled."""
+    _check_tile(tile)
     device = next(model.parameters()).device
     x = x.to(device)
     if tile == 0:
@@ -99,12 +116,24 @@ def super_resolve_tensor(
                 tile = DEFAULT_TILE
     while True:
         try:
-            return _forward_tiled(model, x, tile, overlap)
+            return _forward_tiled(model, x, tile, overlap, into)
         except torch.OutOfMemoryError:
             if tile <= 16:
                 raise
             torch.cuda.empty_cache()
             tile //= 2
+
+
+@torch.no_grad()
+def super_resolve_tensor(
+    model, x: torch.Tensor, tile: int | None = None, overlap: int = DEFAULT_OVERLAP
+) -> torch.Tensor:
+    """(N, 3, h, w) in [0, 1] on any device -> (N, 3, s*h, s*w) in [-1, 1] on the model's device.
+
+    tile=None: untiled, unless it does not fit (CUDA out of memory, or a CPU estimate above 1 GiB),
+    then tiles of 128, halved until they fit. tile=k: tiles of k x k LR pixels. tile=0: never tile.
+    """
+    return _run(model, x, tile, overlap)
 
 
 def to_uint8(sr: torch.Tensor) -> np.ndarray:
@@ -118,12 +147,18 @@ def to_uint8(sr: torch.Tensor) -> np.ndarray:
 def super_resolve(model, lr, tile: int | None = None, overlap: int = DEFAULT_OVERLAP) -> np.ndarray:
     """Super-resolve one image: PIL image or uint8 (H, W, 3) / (H, W) array -> uint8 (s*H, s*W, 3) RGB.
 
-    The model is put in eval mode for the call (and put back). See super_resolve_tensor for tiling.
+    The model is put in eval mode for the call (and put back). See super_resolve_tensor for tiling;
+    tiled, each tile is rounded straight into the uint8 output, so peak memory stays near the output
+    image's own size (s*H x s*W x 3 bytes) plus one tile's activations.
     """
     was_training = model.training
     model.eval()
     try:
-        return to_uint8(super_resolve_tensor(model, _lr_tensor(lr), tile, overlap))
+        x = _lr_tensor(lr)
+        s = _scale_of(model)
+        into = np.empty((1, x.shape[2] * s, x.shape[3] * s, 3), dtype=np.uint8)
+        out = _run(model, x, tile, overlap, into)
+        return into[0] if out is into else to_uint8(out)
     finally:
         model.train(was_training)
 

@@ -179,9 +179,13 @@ def evaluate(
     splits: test split names (Set5, Set14, B100, Urban100, DIV2K_valid, Sample, ...).
     The 'bicubic' row is our MATLAB-exact imresize x scale of the LR. Returns
         {"table": {method: {split: {"psnr", "ssim"}}}, "per_image": {split: {method: [{name, psnr, ssim}]}}}
-    and, with out_dir, writes results.csv (per image), results.md (the table) and results.json.
-    Warns when a model scores far below bicubic (the classic input/output range mismatch).
+    and "images": {split: {"scored", "found"}}; with out_dir, writes results.csv (per image),
+    results.md (the table, with a note for each split whose data list skipped images) and
+    results.json, each atomically. Warns when a model scores far below bicubic (the classic
+    input/output range mismatch).
     """
+    import csv
+    import io
     import json
     import warnings
     from pathlib import Path
@@ -189,7 +193,7 @@ def evaluate(
     from .datasets import SRDataset
     from .imresize import imresize
     from .inference import load_generator, super_resolve
-    from .utils import get_device
+    from .utils import atomic_write, get_device
 
     device = get_device(device) if not isinstance(device, torch.device) else device
     nets = {"bicubic": None}
@@ -205,9 +209,11 @@ def evaluate(
         )
     scale = int(config.scale)
     per_image: dict = {}
+    images: dict = {}
     table: dict = {name: {} for name in nets}
     for split in splits:
         ds = SRDataset(split, config)
+        images[split] = {"scored": len(ds), "found": max(ds.images_found, len(ds))}
         rows = per_image[split] = {name: [] for name in nets}
         for i in range(len(ds)):
             lr, hr = ds.lr_uint8(i), ds.hr_uint8(i)
@@ -229,21 +235,36 @@ def evaluate(
                     "sr_course.utils.convert_image, the same way in both (or the model has barely trained).",
                     stacklevel=2,
                 )
-    result = {"table": table, "per_image": per_image}
+    result = {"table": table, "per_image": per_image, "images": images}
     markdown = format_table(table, splits)
+    notes = [
+        f"{split}: {n['scored']} of {n['found']} images scored; the data list skipped "
+        f"{n['found'] - n['scored']} (see lists/{split}.csv and create_data_lists' summary)"
+        for split, n in images.items()
+        if n["scored"] < n["found"]
+    ]
+    if notes:
+        markdown += "\n\n" + "\n".join(f"Note: {n}." for n in notes)
     if verbose:
         print(markdown)
     if out_dir is not None:
         out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "results.md").write_text(markdown + "\n")
-        (out / "results.json").write_text(json.dumps(result, indent=1))
-        with open(out / "results.csv", "w") as f:
-            f.write("split,method,image,psnr,ssim\n")
-            for split, methods in per_image.items():
-                for name, rows in methods.items():
-                    for r in rows:
-                        f.write(f"{split},{name},{r['name']},{r['psnr']:.4f},{r['ssim']:.6f}\n")
+        table_csv = io.StringIO(newline="")
+        writer = csv.writer(table_csv)
+        writer.writerow(["split", "method", "image", "psnr", "ssim"])
+        for split, methods in per_image.items():
+            for name, rows in methods.items():
+                for r in rows:
+                    writer.writerow(
+                        [split, name, r["name"], f"{r['psnr']:.4f}", f"{r['ssim']:.6f}"]
+                    )
+        for name, text in (
+            ("results.md", markdown + "\n"),
+            ("results.json", json.dumps(result, indent=1)),
+            ("results.csv", table_csv.getvalue()),
+        ):
+            with atomic_write(out / name, "w") as f:
+                f.write(text)
         if verbose:
             print(f"saved {out / 'results.md'}, {out / 'results.csv'}, {out / 'results.json'}")
     return result

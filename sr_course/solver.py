@@ -69,6 +69,14 @@ class DivergenceError(RuntimeError):
     """The loss became NaN or infinite; the message says where and what to try."""
 
 
+class RunLockedError(RuntimeError):
+    """Another training holds the run folder's lock."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped training after saving last.pt; the message says how to continue."""
+
+
 # --- steps and epochs ------------------------------------------------------------------------------
 
 
@@ -359,10 +367,17 @@ class Trainer:
         self.estimate: dict | None = None
         self._bar = None
 
+        own_last = self.out_dir / "last.pt"
+        if resume not in (None, "auto", True) and own_last.exists():
+            if Path(resume).resolve() != own_last.resolve():
+                raise FileExistsError(
+                    f"{self.out_dir} already holds a run ({own_last}); resuming {resume} into it would "
+                    f"overwrite it: choose another --out, or --resume to continue {self.out_dir}'s own run"
+                )
         self.resumed_from = self._resume(resume) if resume else None
-        if resume is None and (self.out_dir / "last.pt").exists():
+        if resume is None and own_last.exists():
             raise FileExistsError(
-                f"{self.out_dir / 'last.pt'} exists: pass --resume to continue that run "
+                f"{own_last} exists: pass --resume to continue that run "
                 "(resume='auto' in Python), or choose another --out"
             )
         if stage == "srgan" and self.resumed_from is None:
@@ -612,6 +627,7 @@ class Trainer:
             self._log_losses()
         if tcfg.checkpoint_every and self.iteration % tcfg.checkpoint_every == 0:
             self.save()
+        self._stop_if_asked()
 
     # Iterations of this fit() skipped (warm-up: cuDNN autotuning, torch.compile), then timed.
     ESTIMATE_AFTER, ESTIMATE_OVER = 5, 20
@@ -709,13 +725,16 @@ class Trainer:
         }
 
     def save(self, best: bool = False) -> None:
-        """Write out_dir/last.pt (and best.pt) atomically, after checking the losses are finite."""
+        """Write out_dir/best.pt (when best) and last.pt atomically, after checking the losses are
+        finite."""
         self._check_finite()
         if self.is_main:
             state = self.state_dict()
-            save_checkpoint(state, self.out_dir / "last.pt")
+            # best.pt first: a kill between the two writes leaves last.pt one step behind, so the
+            # resumed run validates again and rewrites best.pt (the other order leaves it stale).
             if best:
                 save_checkpoint(state, self.out_dir / "best.pt")
+            save_checkpoint(state, self.out_dir / "last.pt")
         self.last_saved_iteration = self.iteration
         if self.world_size > 1:
             dist.barrier()
@@ -797,23 +816,111 @@ class Trainer:
                 total=self.total_iterations, initial=self.iteration, desc=self.stage, unit="it"
             )
         try:
-            while self.epoch < epochs and self.iteration < self.total_iterations:
-                run_epoch(self)
-                self._log_losses()
-                if self.batch_in_epoch >= self.iterations_per_epoch:
-                    self.epoch += 1
-                    self.batch_in_epoch = 0
-                record = self.validate()
-                improved = record is not None and record["psnr"] > self.best_psnr
-                if improved:
-                    self.best_psnr = record["psnr"]
-                self.save(best=improved)
+            with self._run_lock(), self._stop_on_ctrl_c():
+                self._remove_unfinished_saves()
+                while self.epoch < epochs and self.iteration < self.total_iterations:
+                    run_epoch(self)
+                    self._log_losses()
+                    if self.batch_in_epoch >= self.iterations_per_epoch:
+                        self.epoch += 1
+                        self.batch_in_epoch = 0
+                    record = self.validate()
+                    improved = record is not None and record["psnr"] > self.best_psnr
+                    if improved:
+                        self.best_psnr = record["psnr"]
+                    self.save(best=improved)
         finally:
             if self._bar:
                 self._bar.close()
                 self._bar = None
         self.log(f"{self.stage}: done, {self.iteration} iterations; checkpoints in {self.out_dir}")
         return self.history
+
+    @contextlib.contextmanager
+    def _run_lock(self):
+        """Hold out_dir/.lock while training, so two runs never write one folder at once.
+
+        An OS lock (flock): the kernel drops it when the process dies, so a killed run leaves none.
+        """
+        if not self.is_main:
+            yield
+            return
+        try:
+            import fcntl
+        except ImportError:  # not on Windows: no lock there
+            yield
+            return
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        path = self.out_dir / ".lock"
+        with open(path, "a+") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                f.seek(0)
+                holder = f.read().strip() or "another process"
+                raise RunLockedError(
+                    f"another training is writing to {self.out_dir} ({holder} holds {path}): wait for "
+                    "it to end, or choose another --out"
+                ) from None
+            f.seek(0)
+            f.truncate()
+            f.write(f"process {os.getpid()}")
+            f.flush()
+            try:
+                yield
+            finally:
+                f.truncate(0)
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    def _remove_unfinished_saves(self) -> None:
+        """Delete the temporary files of saves that a kill cut short (the lock says none is running)."""
+        if not self.is_main:
+            return
+        left = [p for p in self.out_dir.glob(".*.pt.*.tmp") if p.is_file()]
+        if left:
+            size = sum(p.stat().st_size for p in left)
+            for p in left:
+                p.unlink(missing_ok=True)
+            self.log(
+                f"removed {len(left)} unfinished checkpoint file(s) ({size / 1e6:.1f} MB) left in "
+                f"{self.out_dir} by interrupted saves"
+            )
+
+    @contextlib.contextmanager
+    def _stop_on_ctrl_c(self):
+        """Ctrl-C (SIGINT; a notebook's interrupt) finishes the current step, saves last.pt and raises
+        TrainingInterrupted; a second Ctrl-C stops at once. Single process only (under torchrun the
+        ranks would stop at different steps)."""
+        import signal
+        import threading
+
+        self._stop_requested = False
+        if self.world_size > 1 or threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = signal.getsignal(signal.SIGINT)
+
+        def request_stop(signum, frame):
+            if self._stop_requested:
+                signal.signal(signal.SIGINT, previous)
+                raise KeyboardInterrupt
+            self._stop_requested = True
+
+        signal.signal(signal.SIGINT, request_stop)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def _stop_if_asked(self) -> None:
+        if getattr(self, "_stop_requested", False):
+            self._stop_requested = False
+            if self.last_saved_iteration != self.iteration:
+                self.save()
+            raise TrainingInterrupted(
+                f"{self.stage}: interrupted at iteration {self.iteration}; saved "
+                f"{self.out_dir / 'last.pt'}: continue with --resume (resume='auto' in Python)"
+            )
 
     def close(self) -> None:
         if self.world_size > 1 and dist.is_initialized():

@@ -144,8 +144,8 @@ def get_device(name: str | None = None) -> torch.device:
     if name not in (None, "", "auto"):
         dev = torch.device(name)
         if dev.type == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError(
-                f"device {name!r} was asked for but no CUDA GPU is visible; use device=cpu"
+            raise ValueError(
+                f"device={name!r} was asked for but no CUDA GPU is visible; use device=cpu (or device=auto)"
             )
         return dev
     if torch.cuda.is_available():

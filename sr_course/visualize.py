@@ -18,6 +18,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.patches import Rectangle
 
+from .utils import atomic_write
+
 STYLE = {
     "font.family": "DejaVu Sans",
     "font.size": 8,
@@ -129,7 +131,10 @@ def comparison_grid(
 
     methods = _resolve(methods if methods is not None else default_methods())
     ds = SRDataset(split, config)
-    images = list(range(len(ds))) if images is None else images
+    images = list(range(len(ds))) if images is None else list(images)
+    bad = [i for i in images if not 0 <= i < len(ds)]
+    if bad:
+        raise ValueError(f"images {bad}: {split} has {len(ds)} images, numbered 0 to {len(ds) - 1}")
     scale = int(config.scale)
     rows = [_method_images(ds, i, methods, scale, tile) for i in images]
     aspects = [hr.shape[0] / hr.shape[1] for _, hr in rows]
@@ -204,8 +209,10 @@ def save_figure(fig, out: str | os.PathLike) -> tuple[Path, Path]:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     png, pdf = out.with_suffix(".png"), out.with_suffix(".pdf")
-    fig.savefig(png, dpi=STYLE["savefig.dpi"])
-    fig.savefig(pdf)
+    with atomic_write(png) as f:
+        fig.savefig(f, format="png", dpi=STYLE["savefig.dpi"])
+    with atomic_write(pdf) as f:
+        fig.savefig(f, format="pdf")
     return png, pdf
 
 

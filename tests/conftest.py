@@ -14,3 +14,13 @@ def rng():
     import numpy as np
 
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(scope="module")
+def sample_root(tmp_path_factory):
+    """The built-in sample dataset, built once per test module (a module may write its caches)."""
+    from sr_course.sample import build_sample
+
+    root = tmp_path_factory.mktemp("data")
+    build_sample(root, verbose=False)
+    return root

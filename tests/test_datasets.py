@@ -102,15 +102,6 @@ def test_missing_data_root_names_the_download_command(tmp_path):
         create_data_lists(tmp_path / "nowhere")
 
 
-@pytest.fixture(scope="module")
-def sample_root(tmp_path_factory):
-    from sr_course.sample import build_sample
-
-    root = tmp_path_factory.mktemp("data")
-    build_sample(root, verbose=False)
-    return root
-
-
 def test_sample_layout_is_the_real_one(sample_root):
     for split, n in (("Sample_train", 6), ("Sample", 4)):
         hrs = sorted((sample_root / "sample" / split / "HR").glob("*.png"))

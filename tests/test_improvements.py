@@ -155,15 +155,6 @@ def test_incompatible_options_are_refused_with_a_reason(changes, message):
 # --- a few optimisation steps lower each mode's loss ---------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def sample_root(tmp_path_factory):
-    from sr_course.sample import build_sample
-
-    root = tmp_path_factory.mktemp("data")
-    build_sample(root, verbose=False)
-    return root
-
-
 def _fixed_batch(trainer, n=8):
     items = [trainer.dataset[i] for i in range(n)]
     return torch.stack([i[0] for i in items]), torch.stack([i[1] for i in items])

@@ -29,15 +29,6 @@ from sr_course.solver import DivergenceError, Trainer, format_duration
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def sample_root(tmp_path_factory):
-    from sr_course.sample import build_sample
-
-    root = tmp_path_factory.mktemp("data")
-    build_sample(root, verbose=False)
-    return root
-
-
 def _cfg(sample_root, runs, **changes):
     base = {"data_root": str(sample_root), "runs_dir": str(runs)}
     base.update(changes)

@@ -85,7 +85,7 @@ def test_get_device():
     assert get_device("cpu").type == "cpu"
     assert get_device().type in ("cpu", "cuda", "mps")
     if not torch.cuda.is_available():
-        with pytest.raises(RuntimeError, match="no CUDA GPU is visible; use device=cpu"):
+        with pytest.raises(ValueError, match="no CUDA GPU is visible; use device=cpu"):
             get_device("cuda")
 
 
