@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -21,17 +23,21 @@ def cfg(tmp_path_factory):
 
 
 class BicubicNet(torch.nn.Module):
-    """Bicubic as a 'model': LR in [0, 1] -> MATLAB bicubic x4 in [-1, 1] (or in [0, 1] if wrong_range)."""
+    """Bicubic as a 'model': LR in [0, 1] -> MATLAB bicubic x4 in [-1, 1] (or in [0, 1] if wrong_range;
+    with wants_input='[-1,1]' it was trained on LR in [-1, 1])."""
 
     scaling_factor = 4
 
-    def __init__(self, wrong_range=False):
+    def __init__(self, wrong_range=False, wants_input="[0,1]"):
         super().__init__()
         self.dummy = torch.nn.Parameter(torch.zeros(1))
         self.wrong_range = wrong_range
+        self.wants_input = wants_input
 
     def forward(self, x):
-        lr8 = torch.floor(x * 255 + 0.5).to(torch.uint8)
+        if self.wants_input == "[-1,1]":
+            x = (x + 1) / 2
+        lr8 = torch.floor(x.clamp(0, 1) * 255 + 0.5).to(torch.uint8)
         up = imresize_torch(lr8, 4).float() / 255
         return up if self.wrong_range else up * 2 - 1
 
@@ -60,11 +66,32 @@ def test_bicubic_row_is_matlab_bicubic_of_the_lr(cfg):
 
 
 def test_far_below_bicubic_warning_on_a_model_fed_the_wrong_range(cfg):
-    with pytest.warns(
-        UserWarning,
-        match=r"wrong-range scores .* dB below bicubic on Sample .* value-range mismatch",
-    ):
+    with pytest.warns(UserWarning) as caught:
         evaluate({"wrong-range": BicubicNet(wrong_range=True)}, ["Sample"], cfg, verbose=False)
+    (message,) = [str(w.message) for w in caught]
+    assert message.startswith("wrong-range scores 1")
+    assert "dB below bicubic on Sample (" in message
+    assert re.search(
+        r"but with its output read as \[0, 1\] it scores 2\d\.\d\d dB on the first images: a "
+        r"value-range mismatch between training and testing",
+        message,
+    )
+    # (for a linear model such as bicubic, reading the output as [0, 1] undoes exactly an input in
+    # [0, 1] given to a model trained on [-1, 1], so either reading may be the one named)
+    with pytest.warns(
+        UserWarning, match=r"it scores 2\d\.\d\d dB on the first images: a value-range"
+    ):
+        evaluate({"m": BicubicNet(wants_input="[-1,1]")}, ["Sample"], cfg, verbose=False)
+
+
+def test_no_range_warning_for_a_model_that_is_only_undertrained(cfg, recwarn):
+    # The fault: a correct but barely trained model got the "value-range mismatch" warning.
+    torch.manual_seed(0)
+    untrained = SRResNet(n_channels=8, n_blocks=1).eval()
+    result = evaluate({"untrained": untrained}, ["Sample"], cfg, verbose=False)
+    table = result["table"]
+    assert table["bicubic"]["Sample"]["psnr"] - table["untrained"]["Sample"]["psnr"] > 3
+    assert [str(w.message) for w in recwarn] == []
 
 
 def test_tiled_equals_untiled_within_one_gray_level_on_an_odd_size():
