@@ -86,7 +86,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     cfg = _load_config(args)
     stage = args.command.removeprefix("train-")
     resume = args.resume_from or ("auto" if args.resume else None)
-    trainer = Trainer(cfg, stage, out_dir=args.out, resume=resume)
+    trainer = Trainer(cfg, stage, out_dir=args.out, resume=resume, fresh=args.fresh)
     if trainer.is_main:
         print(json.dumps(to_plain_dict(cfg), indent=1, default=str))
     try:
@@ -327,6 +327,11 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument(
             "--resume-from", metavar="CHECKPOINT", help="continue from this checkpoint file"
+        )
+        p.add_argument(
+            "--fresh",
+            action="store_true",
+            help="start from scratch: move the run's last.pt and best.pt into <out>/earlier-<k>/ first",
         )
         p.set_defaults(func=_cmd_train)
 

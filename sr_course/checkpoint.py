@@ -11,6 +11,7 @@ A checkpoint is a dict:
     schedulers      {'generator': state_dict, ...}
     scaler          GradScaler state_dict or None
     rng             Python, NumPy, torch CPU and CUDA generator states
+    code            a short SHA-256 of each student file (models.py, losses.py, solver.py)
     history         loss and validation history (lists of plain numbers)
     plus anything else plain (the sampler's position, metrics, ...)
 

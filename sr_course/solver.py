@@ -44,6 +44,16 @@ from .models import Discriminator, TruncatedVGG19, count_parameters
 from .utils import get_device, seed_everything
 
 STAGES = ("srresnet", "srgan")
+STUDENT_FILES = ("models.py", "losses.py", "solver.py")
+
+
+def code_fingerprint() -> dict[str, str]:
+    """A short SHA-256 of each student file: a checkpoint remembers the code its weights came from,
+    so a resumed run can say when that code has changed since."""
+    import hashlib
+
+    here = Path(__file__).parent
+    return {n: hashlib.sha256((here / n).read_bytes()).hexdigest()[:16] for n in STUDENT_FILES}
 
 
 def _dotted(config: dict, key: str):
@@ -274,8 +284,9 @@ class Trainer:
 
     stage: 'srresnet' or 'srgan'. out_dir: where last.pt / best.pt go (default <runs_dir>/<stage>).
     resume: None (refuse to overwrite an existing last.pt), 'auto' (continue from out_dir/last.pt
-    when it exists), or a checkpoint path. on_log(trainer, record) is called at every log point
-    (notebooks draw live loss plots with it).
+    when it exists), or a checkpoint path. fresh=True: move an earlier run's last.pt and best.pt
+    aside (into out_dir/earlier-<k>/) and start from scratch (after changing your model code).
+    on_log(trainer, record) is called at every log point (notebooks draw live loss plots with it).
     """
 
     def __init__(
@@ -286,13 +297,21 @@ class Trainer:
         resume=None,
         on_log=None,
         progress: bool | None = None,
+        fresh: bool = False,
     ):
         if stage not in STAGES:
             raise ValueError(f"unknown stage {stage!r}; choose one of {', '.join(STAGES)}")
+        if fresh and resume not in (None, "auto", True):
+            raise ValueError(
+                "fresh=True (--fresh) starts from scratch; it cannot resume a checkpoint too"
+            )
         self.cfg, self.stage, self.recipe = config, stage, config[stage]
         self.rank, self.world_size, self.device = _distributed_setup(config.device)
         self.is_main = self.rank == 0
         self.out_dir = Path(out_dir) if out_dir else Path(config.runs_dir) / stage
+        self._bar = None
+        if fresh and self.is_main:
+            self._move_earlier_run_aside()
         self.on_log = on_log
         self.progress = progress
         tcfg = config.train
@@ -475,6 +494,33 @@ class Trainer:
             self.G_raw.load_state_dict(load_checkpoint(path)["models"]["generator"])
             self.log(f"generator initialised from {path}")
 
+    def _move_earlier_run_aside(self) -> None:
+        found = [self.out_dir / n for n in ("last.pt", "best.pt") if (self.out_dir / n).exists()]
+        if not found:
+            return
+        k = 1
+        while (self.out_dir / f"earlier-{k}").exists():
+            k += 1
+        aside = self.out_dir / f"earlier-{k}"
+        aside.mkdir(parents=True)
+        for path in found:
+            os.replace(path, aside / path.name)
+        self.log(
+            f"fresh start: moved the earlier run's {' and '.join(p.name for p in found)} to {aside}"
+        )
+
+    def _note_changed_code(self, saved: dict | None, path) -> None:
+        """Say so when the student files differ from those the checkpoint's weights came from."""
+        now = code_fingerprint()
+        changed = [n for n in STUDENT_FILES if saved and saved.get(n) not in (None, now[n])]
+        if changed:
+            self.log(
+                f"note: {', '.join(f'sr_course/{n}' for n in changed)} changed since {path} was written, so "
+                "its weights come from your earlier code. To train from scratch with the code as it is now, "
+                "start fresh: Trainer(..., fresh=True) in a notebook, --fresh on the command line (the "
+                "earlier checkpoints are kept in a subfolder)"
+            )
+
     def _resume(self, resume) -> str | None:
         path = self.out_dir / "last.pt" if resume in ("auto", True) else Path(resume)
         if not path.exists():
@@ -487,6 +533,7 @@ class Trainer:
                 f"{path} is a {state.get('stage')!r} checkpoint; this run trains {self.stage!r}"
             )
         self._refuse_fixed_changes(state.get("config") or {}, path)
+        self._note_changed_code(state.get("code"), path)
         try:
             self.G_raw.load_state_dict(state["models"]["generator"])
             if self.D_raw is not None:
@@ -720,6 +767,7 @@ class Trainer:
             "schedulers": schedulers,
             "scalers": scalers,
             "rng": _rng_state(),
+            "code": code_fingerprint(),
             "history": self.history,
             "best_psnr": self.best_psnr,
         }

@@ -371,3 +371,37 @@ def test_resume_applies_a_new_learning_rate_and_refuses_a_new_batch_size(
         "on resume (the position inside the epoch is counted in batches of it). Resume with "
         "srresnet.batch_size=4, or start a new run with another --out"
     )
+
+
+def test_changed_model_code_is_noticed_on_resume_and_fresh_starts_over(
+    sample_root, tmp_path, capsys, monkeypatch
+):
+    # The fault: re-running a training cell after fixing a bug said "already trained; nothing to do"
+    # and kept the weights trained with the buggy model.
+    import sr_course.solver as solver
+
+    cfg = _cfg(sample_root, tmp_path, data={"val_split": None}, srresnet={"epochs": 1})
+    Trainer(cfg, "srresnet", progress=False).fit()
+    first = load_checkpoint(tmp_path / "srresnet/last.pt")
+    assert first["code"] == solver.code_fingerprint()
+    real = solver.code_fingerprint()
+    monkeypatch.setattr(solver, "code_fingerprint", lambda: {**real, "models.py": "0" * 16})
+    capsys.readouterr()
+    Trainer(cfg, "srresnet", resume="auto", progress=False).fit()
+    out = capsys.readouterr().out
+    assert (
+        f"note: sr_course/models.py changed since {tmp_path / 'srresnet/last.pt'} was written, so its "
+        "weights come from your earlier code. To train from scratch with the code as it is now, start "
+        "fresh: Trainer(..., fresh=True) in a notebook, --fresh on the command line"
+    ) in out
+    assert "already trained (3 iterations); nothing to do" in out
+    trainer = Trainer(cfg, "srresnet", resume="auto", fresh=True, progress=False)
+    assert trainer.iteration == 0
+    assert (
+        f"fresh start: moved the earlier run's last.pt to {tmp_path / 'srresnet/earlier-1'}"
+        in capsys.readouterr().out
+    )
+    trainer.fit()
+    kept = load_checkpoint(tmp_path / "srresnet/earlier-1/last.pt")
+    assert _weights_equal(kept["models"]["generator"], first["models"]["generator"])
+    assert load_checkpoint(tmp_path / "srresnet/last.pt")["code"]["models.py"] == "0" * 16
