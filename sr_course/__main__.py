@@ -453,6 +453,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+STUDENT_FILES = ("models.py", "losses.py", "solver.py")  # in course order
+
+
+def open_todos() -> list[tuple[str, str]]:
+    """(TODO name, file) of every TODO still a stub, in course order (file by file, top to bottom)."""
+    import re
+
+    here = Path(__file__).parent
+    found = []
+    for name in STUDENT_FILES:
+        text = (here / name).read_text(encoding="utf-8")
+        for m in re.finditer(r"raise NotImplementedError\(\s*['\"]TODO: ([^:'\"]+):", text):
+            if m.group(1) not in [t for t, _ in found]:
+                found.append((m.group(1), name))
+    return found
+
+
+def _open_todo_message(err: NotImplementedError) -> str | None:
+    """One sentence for a command that reached an unfinished TODO: which one to do first."""
+    text = str(err)
+    if not text.startswith("TODO: "):
+        return None
+    hit = text.removeprefix("TODO: ").split(":")[0]
+    todos = open_todos() or [(hit, "models.py")]
+    first, where = todos[0]
+    return (
+        f"this command needs {hit}, which is not implemented yet; {len(todos)} TODO(s) are still open, "
+        f"in course order {', '.join(t for t, _ in todos)}: start with {first} in sr_course/{where} "
+        "(its TODO box says what to build; python -m sr_course check tells when it is right)"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     # key=value overrides may stand anywhere, also after options (argparse stops a positional list
@@ -473,6 +505,12 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
+    except NotImplementedError as err:
+        todo = _open_todo_message(err)
+        if todo is None:
+            raise
+        print(f"error: {todo}", file=sys.stderr)
+        return 1
     except TrainingInterrupted as err:
         print(err, file=sys.stderr)
         return 130

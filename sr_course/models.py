@@ -11,7 +11,7 @@ Students implement the bodies between BEGIN/END SOLUTION; each has a TODO box ab
 
 from __future__ import annotations
 
-import math
+import math  # noqa: F401 (log2 for the SRResNet TODO)
 import os
 from pathlib import Path
 
@@ -147,19 +147,19 @@ class SRResNet(nn.Module):
                 f"scaling_factor must be 2, 4 or 8 (each sub-pixel block upscales by 2), got {scaling_factor}"
             )
         self.scaling_factor = scaling_factor
-        n_upscale = int(math.log2(scaling_factor))
         # TODO [SRResNet]: build the SRResNet layers.
         #   - self.head: ConvolutionalBlock(3, n_channels, large_kernel_size, activation='prelu')
         #   - self.body: nn.Sequential of n_blocks ResidualBlock(small_kernel_size, n_channels, batch_norm)
         #   - self.body_end: ConvolutionalBlock(n_channels, n_channels, small_kernel_size,
         #     batch_norm=batch_norm) (no activation)
-        #   - self.upscale: nn.Sequential of n_upscale SubPixelConvolutionalBlock(small_kernel_size,
-        #     n_channels, scaling_factor=2)
+        #   - self.upscale: nn.Sequential of log2(scaling_factor) SubPixelConvolutionalBlock(
+        #     small_kernel_size, n_channels, scaling_factor=2), each upscaling by 2
         #   - self.tail: ConvolutionalBlock(n_channels, 3, large_kernel_size, activation='tanh')
         #   Shapes: (N, 3, h, w) -> head/body (N, 64, h, w) -> upscale (N, 64, 4h, 4w) -> tail (N, 3, 4h, 4w)
         #   Paper: Fig. 4, generator network; Sec. 3.2.
         #   Self-check: checks.check_srresnet() prints "SRResNet: OK (1,549,462 parameters)".
         # BEGIN SOLUTION
+        n_upscale = int(math.log2(scaling_factor))
         self.head = ConvolutionalBlock(3, n_channels, large_kernel_size, activation="prelu")
         self.body = nn.Sequential(
             *[ResidualBlock(small_kernel_size, n_channels, batch_norm) for _ in range(n_blocks)]

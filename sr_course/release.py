@@ -40,7 +40,9 @@ INSTRUCTOR_ONLY = (
     "tests/test_grader.py",
     "tests/test_mutations.py",
     "bench/bench_grade.py",
+    "docs/student_README.md",  # becomes the kit's README.md
 )
+STUDENT_README = "docs/student_README.md"
 # Where students work, so where solution regions may be (other files are copied as they are).
 STUDENT_FOLDERS = ("sr_course/", "notebooks/")
 # Files a student edits: those with solution regions (found by scanning; these are the expected ones).
@@ -106,9 +108,22 @@ def _todo_above(lines: list[str], begin: int, where: str) -> tuple[str, str]:
     )
 
 
+LINE_LENGTH = 100  # pyproject.toml's [tool.ruff] line-length
+
+
 def _stub(region: Region) -> str:
+    """The raise that replaces a region, laid out as `ruff format` would (the kit passes its own
+    format check): double quotes, and the argument on its own line when the call is too long."""
+    import json
+
     message = f"TODO: {region.todo_id}: {region.what}"
-    return f"{region.indent}raise NotImplementedError({message!r})"
+    literal = json.dumps(message, ensure_ascii=False) if '"' not in message else repr(message)
+    line = f"{region.indent}raise NotImplementedError({literal})"
+    if len(line) <= LINE_LENGTH:
+        return line
+    return (
+        f"{region.indent}raise NotImplementedError(\n{region.indent}    {literal}\n{region.indent})"
+    )
 
 
 def strip_solutions(
@@ -194,6 +209,8 @@ def build_release(
                 text, found = _strip_notebook(src, rel)
                 dst.write_text(text)
                 regions += found
+            elif rel == "README.md":  # the kit's README is the student's, not this one
+                dst.write_text((root / STUDENT_README).read_text())
             else:
                 shutil.copy2(src, dst)
         if check:

@@ -39,7 +39,12 @@ from .archs import build_generator
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import to_plain_dict
 from .datasets import EpochSampler, SRDataset
-from .losses import VGGContentLoss, discriminator_loss, generator_adversarial_loss, pixel_mse
+from .losses import (  # noqa: F401 (the adversarial losses are for srgan_step, a student TODO)
+    VGGContentLoss,
+    discriminator_loss,
+    generator_adversarial_loss,
+    pixel_mse,
+)
 from .models import Discriminator, TruncatedVGG19, count_parameters
 from .utils import get_device, seed_everything
 
@@ -133,7 +138,6 @@ def srgan_step(
     t.content_loss(sr, hr), t.cfg.srgan.adv_weight, t.cfg.srgan.label_smoothing, t.opt_g, t.opt_d,
     t.scaler_g, t.scaler_d, t.autocast(); and optimizer_step() above for each update.
     """
-    s = t.cfg.srgan
     # TODO [SRGAN step]: one generator update and one discriminator update.
     #   1. sr = G(lr) (under t.autocast(); without gradients when not update_generator).
     #   2. If update_generator: with frozen(t.D_raw): content = t.content_loss(sr, hr) and
@@ -147,6 +151,7 @@ def srgan_step(
     #   Paper: Sec. 2.1 (Eq. 2, the min-max game), Sec. 2.2 (Eq. 3), Sec. 3.2 (training details).
     #   Self-check: checks.check_srgan_step() prints "SRGAN step: OK".
     # BEGIN SOLUTION
+    s = t.cfg.srgan
     out = {}
     if update_generator:
         with t.autocast():

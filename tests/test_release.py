@@ -63,7 +63,7 @@ def test_stub_keeps_indentation_and_names_the_todo():
     stripped, regions = release.strip_solutions(text, "f.py")
     assert (
         stripped
-        == "def f(x):\n    # TODO [double]: return twice x.\n    #   Shapes: any.\n    raise NotImplementedError('TODO: double: return twice x.')\n"
+        == 'def f(x):\n    # TODO [double]: return twice x.\n    #   Shapes: any.\n    raise NotImplementedError("TODO: double: return twice x.")\n'
     )
     assert regions[0].todo_id == "double" and regions[0].lines == ("    y = 2 * x", "    return y")
 
@@ -154,8 +154,53 @@ def test_kit_committed_to_a_branch_without_touching_the_work_tree(kit, tmp_path)
     models = subprocess.run(
         [*git, "show", "student:sr_course/models.py"], capture_output=True, text=True, check=True
     ).stdout
-    assert "NotImplementedError('TODO: SRResNet:" in models
+    assert 'NotImplementedError("TODO: SRResNet:' in models
     assert (
         subprocess.run([*git, "status", "--porcelain"], capture_output=True, text=True).stdout == ""
     )
     assert len(commit) == 40
+
+
+def test_kit_passes_its_own_lint_and_format_check(kit):
+    out, _ = kit
+    for args in (["check", "."], ["format", "--check", "."]):
+        run = subprocess.run(
+            [sys.executable, "-m", "ruff", *args], cwd=out, capture_output=True, text=True
+        )
+        assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_kit_demo_names_the_todo_to_do_first_in_one_sentence(kit, tmp_path):
+    out, _ = kit
+    run = subprocess.run(
+        [sys.executable, "-m", "sr_course", "demo", "--out", str(tmp_path / "demo")],
+        cwd=tmp_path,
+        env=release._isolated_env(out),
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr
+    assert run.stderr.strip().splitlines() == [
+        "error: this command needs SRResNet, which is not implemented yet; 10 TODO(s) are still open, "
+        "in course order ConvolutionalBlock, SubPixelConvolutionalBlock, ResidualBlock, SRResNet, "
+        "Discriminator, TruncatedVGG19, pixel_mse, VGGContentLoss, adversarial losses, SRGAN step: "
+        "start with ConvolutionalBlock in sr_course/models.py (its TODO box says what to build; "
+        "python -m sr_course check tells when it is right)"
+    ]
+
+
+def test_kit_readme_is_the_students(kit):
+    out, _ = kit
+    readme = (out / "README.md").read_text()
+    assert readme == (release.KIT_ROOT / release.STUDENT_README).read_text()
+    assert readme.startswith("# sr_course: 4x super-resolution with SRResNet and SRGAN")
+    for instructor_word in (
+        "reference solution",
+        "release",
+        "grade SUB",
+        "probes",
+        "BEGIN SOLUTION",
+    ):
+        assert instructor_word not in readme
+    assert not (out / "docs" / "student_README.md").exists()
