@@ -44,6 +44,8 @@ MESSAGES = {
     "update",
     "gan g changed": "srgan_step changes the generator when update_generator=False",
     "gan detached": "srgan_step returns losses that still hold their graphs: return detached tensors",
+    "gan hook": "srgan_step does not run t.adversarial's hook once, right after the discriminator's update "
+    "(WGAN clips the critic's weights there)",
 }
 
 
@@ -286,6 +288,7 @@ def check_srgan_step(generator=None, discriminator=None) -> None:
 
     from easydict import EasyDict
 
+    from .adversarial import StandardGAN
     from .losses import pixel_mse
     from .models import Discriminator, Generator
     from .solver import srgan_step
@@ -296,10 +299,18 @@ def check_srgan_step(generator=None, discriminator=None) -> None:
         d = discriminator or Discriminator(n_channels=8, fc_size=16)
     except NotImplementedError as err:
         raise _not_implemented("a network the SRGAN step needs", err) from None
+    adversarial = StandardGAN()
+    hooked = []  # how many D updates had run each time the critic's hook ran
+
+    def hook(D):
+        hooked.append(seen.get("d steps", 0))
+
+    adversarial.after_discriminator_step = hook
     t = SimpleNamespace(
         G=g,
         D=d,
         D_raw=d,
+        adversarial=adversarial,
         content_loss=pixel_mse,
         cfg=EasyDict(srgan={"adv_weight": 1e-3, "label_smoothing": 0.0}),
         opt_g=torch.optim.Adam(g.parameters(), 1e-3),
@@ -320,6 +331,13 @@ def check_srgan_step(generator=None, discriminator=None) -> None:
         return g_step(*args, **kwargs)
 
     t.opt_g.step = watched_g_step
+    d_step = t.opt_d.step
+
+    def watched_d_step(*args, **kwargs):
+        seen["d steps"] = seen.get("d steps", 0) + 1
+        return d_step(*args, **kwargs)
+
+    t.opt_d.step = watched_d_step
     lr, hr = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 32, 32) * 2 - 1
     try:
         out = srgan_step(t, lr, hr, update_generator=True)
@@ -355,6 +373,7 @@ def check_srgan_step(generator=None, discriminator=None) -> None:
     _expect(
         all(not getattr(v, "requires_grad", False) for v in out.values()), MESSAGES["gan detached"]
     )
+    _expect(hooked == [1, 2], MESSAGES["gan hook"])
     _expect(
         set(d_only) == {"discriminator"},
         f"with update_generator=False only the discriminator loss is returned, got {sorted(d_only)}",

@@ -11,8 +11,8 @@ The SRGAN perceptual loss is content + 1e-3 * adversarial (Eq. 3).
 Beyond the paper (switchable in the config, see README "Beyond SRGAN"):
     pixel_l1                  L1 pixel loss (EDSR; ESRGAN's PSNR-oriented stage)
     edge_loss                 L1 between image gradients: keeps edges sharp
-    ragan_*                   relativistic average GAN (ESRGAN): "is real more real than the average fake?"
-    wgan_* / gradient_penalty Wasserstein GAN critic losses (weight clipping, or WGAN-GP's penalty)
+
+The GAN variants (RaGAN, WGAN, WGAN-GP) and their losses are in sr_course/adversarial.py.
 """
 
 from __future__ import annotations
@@ -106,39 +106,3 @@ def edge_loss(sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
     """Edge-preserving loss: L1 between the image gradients of SR and HR (mean over both directions)."""
     (sx, sy), (hx, hy) = image_gradients(sr), image_gradients(hr)
     return F.l1_loss(sx, hx) + F.l1_loss(sy, hy)
-
-
-def ragan_discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-    """Relativistic average D (ESRGAN Eq. 2): real should look more real than the average fake and
-    fake less real than the average real: mean of BCE(C(r) - E[C(f)], 1) and BCE(C(f) - E[C(r)], 0)."""
-    real_rel = real_logits - fake_logits.mean()
-    fake_rel = fake_logits - real_logits.mean()
-    bce = F.binary_cross_entropy_with_logits
-    return (
-        bce(real_rel, torch.ones_like(real_rel)) + bce(fake_rel, torch.zeros_like(fake_rel))
-    ) / 2
-
-
-def ragan_generator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-    """The generator's side (ESRGAN Eq. 3): the same terms with the targets swapped. Real logits are
-    treated as constants (the discriminator is not trained by this loss)."""
-    return ragan_discriminator_loss(fake_logits, real_logits.detach())
-
-
-def wgan_critic_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
-    """The critic maximises E[C(real)] - E[C(fake)] (no sigmoid, no log): loss = E[C(f)] - E[C(r)]."""
-    return fake_scores.mean() - real_scores.mean()
-
-
-def wgan_generator_loss(fake_scores: torch.Tensor) -> torch.Tensor:
-    """The generator maximises E[C(fake)]: loss = -E[C(f)]."""
-    return -fake_scores.mean()
-
-
-def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    """WGAN-GP (Gulrajani et al. 2017): E[(||grad_x C(x)||_2 - 1)^2] at random points x on the lines
-    between real and fake samples. Returns the penalty (multiply by its weight, 10 in the paper)."""
-    eps = torch.rand(real.shape[0], 1, 1, 1, device=real.device, dtype=real.dtype)
-    mixed = (eps * real + (1 - eps) * fake).requires_grad_(True)
-    (grad,) = torch.autograd.grad(critic(mixed).sum(), mixed, create_graph=True)
-    return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()

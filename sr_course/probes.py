@@ -19,6 +19,7 @@ This module imports nothing from sr_course at import time: the sandbox loads it 
 
 from __future__ import annotations
 
+import importlib
 import math
 import zlib
 from collections.abc import Callable
@@ -589,7 +590,16 @@ def _gan_probe(adv_weight, smoothing):
             return step_d(*a, **k)
 
         opt_g.step, opt_d.step = watched_g, watched_d
+        adversarial = importlib.import_module("sr_course.adversarial").StandardGAN(smoothing)
+        hook = adversarial.after_discriminator_step
+
+        def watched_hook(D):  # the critic's hook must run after D's update (WGAN clips there)
+            seen.setdefault("D steps at hook", []).append(seen.get("D steps", 0))
+            return hook(D)
+
+        adversarial.after_discriminator_step = watched_hook
         t = SimpleNamespace(
+            adversarial=adversarial,
             G=g,
             D=d,
             D_raw=d,
@@ -620,6 +630,7 @@ def _gan_probe(adv_weight, smoothing):
             ),
             "steps 1": [seen.get("G steps", 0), seen.get("D steps", 0)],
             "D trainable": all(p.requires_grad for p in d.parameters()),
+            "hook 1": list(seen.get("D steps at hook", [])),
         }
         g1 = _snapshot(g)
         out = ctx.solver.srgan_step(t, lr, hr, update_generator=False)
@@ -630,6 +641,7 @@ def _gan_probe(adv_weight, smoothing):
                 "G unchanged 2": all(torch.equal(a, b) for a, b in zip(g1, g.parameters())),
                 "D 2": _snapshot(d),
                 "steps 2": [seen.get("G steps", 0), seen.get("D steps", 0)],
+                "hook 2": list(seen.get("D steps at hook", [])),
             }
         )
         return rec
@@ -655,12 +667,14 @@ def _gan_probe(adv_weight, smoothing):
             return _message("gan g changed")
         if not s["detached 1"]:
             return _message("gan detached")
+        if s["hook 1"] != r["hook 1"] or s["hook 2"] != r["hook 2"]:
+            return _message("gan hook")
         for key in ("content", "adversarial"):
             a, b = s["losses 1"][key], r["losses 1"][key]
             if not math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-6):
                 return (
                     f"{where}: the {key} loss is {a:.6g}, expected {b:.6g}: it must be computed on "
-                    "G(lr) before the update, with t.content_loss and the generator's adversarial loss"
+                    "G(lr) before the update, with t.content_loss and t.adversarial's generator loss"
                 )
         if not all(torch.allclose(a, b, atol=1e-5, rtol=1e-4) for a, b in zip(s["G 1"], r["G 1"])):
             return (
@@ -677,9 +691,9 @@ def _gan_probe(adv_weight, smoothing):
             a, b = s[f"losses {n}"]["discriminator"], r[f"losses {n}"]["discriminator"]
             if not math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-6):
                 return (
-                    f"{where}: the discriminator loss is {a:.6g}, expected {b:.6g}: D must score the HR "
-                    "images as real (with t.cfg.srgan.label_smoothing) and this step's generator "
-                    "output, detached, as fake (paper Eq. 2)"
+                    f"{where}: the discriminator loss is {a:.6g}, expected {b:.6g}: t.adversarial's "
+                    "discriminator loss must see the HR images as real and this step's generator output, "
+                    "detached, as fake (paper Eq. 2)"
                 )
         for n in (1, 2):
             if not all(

@@ -35,16 +35,12 @@ import torch.distributed as dist
 from torch import nn
 
 from . import losses
+from .adversarial import build_adversarial
 from .archs import build_generator
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import to_plain_dict
 from .datasets import EpochSampler, SRDataset
-from .losses import (  # noqa: F401 (the adversarial losses are for srgan_step, a student TODO)
-    VGGContentLoss,
-    discriminator_loss,
-    generator_adversarial_loss,
-    pixel_mse,
-)
+from .losses import VGGContentLoss, pixel_mse
 from .models import Discriminator, TruncatedVGG19, count_parameters
 from .utils import get_device, seed_everything
 
@@ -133,22 +129,24 @@ def srgan_step(
 ) -> dict[str, torch.Tensor]:
     """One SRGAN step: a generator update (when update_generator), then a discriminator update.
 
-    lr (N, 3, h, w) in [0, 1], hr (N, 3, 4h, 4w) in [-1, 1]. Available on t: t.G, t.D (what to call
-    for the discriminator's own update), t.D_raw (the same network without DDP, for the G step),
-    t.content_loss(sr, hr), t.cfg.srgan.adv_weight, t.cfg.srgan.label_smoothing, t.opt_g, t.opt_d,
-    t.scaler_g, t.scaler_d, t.autocast(); and optimizer_step() above for each update.
+    lr (N, 3, h, w) in [0, 1], hr (N, 3, 4h, 4w) in [-1, 1]. Returns the losses of the step as
+    detached scalars: {"content", "adversarial", "discriminator"} (only "discriminator" when the
+    generator was not updated). What t offers: the networks t.G and t.D (t.D_raw is D without the
+    DDP wrapper: use it wherever D must not be trained), t.content_loss(sr, hr), t.adversarial (the
+    loss pair chosen by srgan.gan, and its hook after D's update; see sr_course/adversarial.py),
+    t.cfg.srgan.adv_weight, the optimisers t.opt_g / t.opt_d with their grad scalers t.scaler_g /
+    t.scaler_d, t.autocast() for mixed precision; optimizer_step() and frozen() above.
     """
-    # TODO [SRGAN step]: one generator update and one discriminator update.
-    #   1. sr = G(lr) (under t.autocast(); without gradients when not update_generator).
-    #   2. If update_generator: with frozen(t.D_raw): content = t.content_loss(sr, hr) and
-    #      adversarial = generator_adversarial_loss(t.D_raw(sr)); the perceptual loss is
-    #      content + s.adv_weight * adversarial (Eq. 3); update G with
-    #      optimizer_step(perceptual_loss, t.opt_g, t.scaler_g).
-    #   3. Discriminator: d_loss = discriminator_loss(t.D(hr), t.D(sr.detach()), s.label_smoothing);
-    #      update D with optimizer_step(d_loss, t.opt_d, t.scaler_d).
-    #   Return {"content": ..., "adversarial": ..., "discriminator": ...} as detached tensors
-    #   (content/adversarial only when the generator was updated).
-    #   Paper: Sec. 2.1 (Eq. 2, the min-max game), Sec. 2.2 (Eq. 3), Sec. 3.2 (training details).
+    # TODO [SRGAN step]: one generator update, then one discriminator update (paper Sec. 2.1-2.2).
+    #   The two players take turns. The generator is trained on the perceptual loss of Eq. 3, a
+    #   content term plus a small adversarial term weighted by adv_weight; while it learns, the
+    #   discriminator is only a judge: no gradient may reach D's weights. Then the discriminator is
+    #   trained to tell the HR images (real) from this step's generated images (fake); the fakes must
+    #   not carry gradients back into G. Every variant of srgan.gan (the paper's, RaGAN, WGAN,
+    #   WGAN-GP) comes from t.adversarial, so your step works for all of them; the critic's hook runs
+    #   after D's update.
+    #   With update_generator=False (several D updates per G update, srgan.d_steps) G must not change.
+    #   Think about: which tensors need gradients in each update, and what each optimiser may touch.
     #   Self-check: checks.check_srgan_step() prints "SRGAN step: OK".
     # BEGIN SOLUTION
     s = t.cfg.srgan
@@ -158,7 +156,7 @@ def srgan_step(
             sr = t.G(lr)
         with frozen(t.D_raw), t.autocast():
             content = t.content_loss(sr.float(), hr)
-            adversarial = generator_adversarial_loss(t.D_raw(sr).float())
+            adversarial = t.adversarial.generator_loss(t.D_raw, sr, hr)
         g_loss = content + s.adv_weight * adversarial
         optimizer_step(g_loss, t.opt_g, t.scaler_g)
         out = {"content": content.detach(), "adversarial": adversarial.detach()}
@@ -166,53 +164,12 @@ def srgan_step(
         with torch.no_grad(), t.autocast():
             sr = t.G(lr)
     with t.autocast():
-        real_logits, fake_logits = t.D(hr), t.D(sr.detach())
-    d_loss = discriminator_loss(real_logits.float(), fake_logits.float(), s.label_smoothing)
+        d_loss = t.adversarial.discriminator_loss(t.D, hr, sr.detach())
     optimizer_step(d_loss, t.opt_d, t.scaler_d)
+    t.adversarial.after_discriminator_step(t.D_raw)
     out["discriminator"] = d_loss.detach()
     return out
     # END SOLUTION
-
-
-def gan_variant_step(
-    t: Trainer, lr: torch.Tensor, hr: torch.Tensor, update_generator: bool = True
-) -> dict[str, torch.Tensor]:
-    """One step of the GAN variants beyond the paper (srgan.gan = 'ragan', 'wgan' or 'wgan-gp'),
-    with the same structure as srgan_step: generator update (D frozen), then D (critic) update."""
-    s = t.cfg.srgan
-    out = {}
-    if update_generator:
-        with t.autocast():
-            sr = t.G(lr)
-        with frozen(t.D_raw), t.autocast():
-            content = t.content_loss(sr.float(), hr)
-            fake = t.D_raw(sr).float()
-            if s.gan == "ragan":
-                adversarial = losses.ragan_generator_loss(t.D_raw(hr).float(), fake)
-            else:
-                adversarial = losses.wgan_generator_loss(fake)
-        g_loss = content + s.adv_weight * adversarial
-        optimizer_step(g_loss, t.opt_g, t.scaler_g)
-        out = {"content": content.detach(), "adversarial": adversarial.detach()}
-    else:
-        with torch.no_grad(), t.autocast():
-            sr = t.G(lr)
-    fake_images = sr.detach()
-    with t.autocast():
-        real, fake = t.D(hr).float(), t.D(fake_images).float()
-    if s.gan == "ragan":
-        d_loss = losses.ragan_discriminator_loss(real, fake)
-    else:
-        d_loss = losses.wgan_critic_loss(real, fake)
-        if s.gan == "wgan-gp":
-            d_loss = d_loss + s.gp_weight * losses.gradient_penalty(t.D, hr, fake_images.float())
-    optimizer_step(d_loss, t.opt_d, t.scaler_d)
-    if s.gan == "wgan":  # keep the critic (roughly) 1-Lipschitz by clipping its weights
-        with torch.no_grad():
-            for p in t.D_raw.parameters():
-                p.clamp_(-s.clip_value, s.clip_value)
-    out["discriminator"] = d_loss.detach()
-    return out
 
 
 def train_srresnet_epoch(t: Trainer) -> None:
@@ -227,9 +184,8 @@ def train_srgan_epoch(t: Trainer) -> None:
     t.G.train()
     t.D.train()
     d_steps = max(1, int(t.cfg.srgan.d_steps))
-    step = srgan_step if t.cfg.srgan.gan == "standard" else gan_variant_step
     for lr, hr in t.epoch_batches():
-        t.end_step(step(t, lr, hr, update_generator=t.iteration % d_steps == 0))
+        t.end_step(srgan_step(t, lr, hr, update_generator=t.iteration % d_steps == 0))
 
 
 # --- the trainer ---------------------------------------------------------------------------------
@@ -375,6 +331,7 @@ class Trainer:
             self.opt_d = self._optimizer(self.D_raw.parameters())
             self.sched_d = torch.optim.lr_scheduler.MultiStepLR(self.opt_d, milestones, gamma=0.1)
             self.content_loss = self._content_loss()
+            self.adversarial = build_adversarial(config)
 
         # Progress counters and history (all restored on resume).
         self.epoch = 0  # epochs completed

@@ -70,13 +70,15 @@ MUTANTS = [
     ("label smoothing ignored", "adversarial losses", "losses", "torch.full_like(real_logits, 1.0 - label_smoothing)", "torch.full_like(real_logits, 1.0)", "1 - label_smoothing"),
     ("average instead of sum of the two terms", "adversarial losses", "losses", "    return real + fake\n", "    return (real + fake) / 2\n", "plus that of the fake"),
     # SRGAN step
-    ("fake not detached for D", "SRGAN step", "solver", "t.D(hr), t.D(sr.detach())", "t.D(hr), t.D(sr)", "detached"),
+    ("fake not detached for D", "SRGAN step", "solver", "discriminator_loss(t.D, hr, sr.detach())", "discriminator_loss(t.D, hr, sr)", "detached"),
     ("adv_weight hard-coded", "SRGAN step", "solver", "g_loss = content + s.adv_weight * adversarial", "g_loss = content + 1e-3 * adversarial", "content + adv_weight * adversarial"),
     ("D not frozen in the G update", "SRGAN step", "solver", "with frozen(t.D_raw), t.autocast():", "with t.autocast():", "reaches the discriminator"),
-    ("label smoothing not passed", "SRGAN step", "solver", "discriminator_loss(real_logits.float(), fake_logits.float(), s.label_smoothing)", "discriminator_loss(real_logits.float(), fake_logits.float())", "label_smoothing"),
+    ("critic's hook skipped", "SRGAN step", "solver", "    t.adversarial.after_discriminator_step(t.D_raw)\n", "", "hook"),
+    ("critic's hook before D's update", "SRGAN step", "solver", "    optimizer_step(d_loss, t.opt_d, t.scaler_d)\n    t.adversarial.after_discriminator_step(t.D_raw)\n", "    t.adversarial.after_discriminator_step(t.D_raw)\n    optimizer_step(d_loss, t.opt_d, t.scaler_d)\n", "hook"),
+    ("real and fake swapped for D", "SRGAN step", "solver", "discriminator_loss(t.D, hr, sr.detach())", "discriminator_loss(t.D, sr.detach(), hr)", "as real"),
     ("losses returned with their graphs", "SRGAN step", "solver", 'out = {"content": content.detach(), "adversarial": adversarial.detach()}', 'out = {"content": content, "adversarial": adversarial}', "detached"),
     ("G updated without update_generator", "SRGAN step", "solver", "    out = {}\n    if update_generator:\n", "    out = {}\n    if True:\n", "without the generator update"),
-    ("G loss leaks into D's update", "SRGAN step", "solver", "    optimizer_step(d_loss, t.opt_d, t.scaler_d)\n    out[\"discriminator\"]", "    d_loss.backward()\n    t.opt_d.step()\n    out[\"discriminator\"]", "update D with one step"),
+    ("G loss leaks into D's update", "SRGAN step", "solver", "    optimizer_step(d_loss, t.opt_d, t.scaler_d)\n    t.adversarial", "    d_loss.backward()\n    t.opt_d.step()\n    t.adversarial", "update D with one step"),
 ]  # fmt: skip
 
 
@@ -148,6 +150,7 @@ SELF_CHECKED = [
     ("HR features with gradients", "check_losses", "hr grad"),
     ("D not frozen in the G update", "check_srgan_step", "gan d touched"),
     ("losses returned with their graphs", "check_srgan_step", "gan detached"),
+    ("critic's hook skipped", "check_srgan_step", "gan hook"),
 ]
 
 
