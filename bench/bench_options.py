@@ -25,7 +25,7 @@ from sr_course.config import load_config  # noqa: E402
 from sr_course.metrics import evaluate  # noqa: E402
 from sr_course.models import count_parameters  # noqa: E402
 from sr_course.sample import build_sample  # noqa: E402
-from sr_course.solver import Trainer  # noqa: E402
+from sr_course.trainer import Trainer  # noqa: E402
 
 OPTIONS = {
     "srresnet": {"G": {"batch_norm": True}},

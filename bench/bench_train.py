@@ -24,8 +24,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from common import emit, machine  # noqa: E402
 
+from sr_course.adversarial import build_adversarial  # noqa: E402
 from sr_course.config import load_config  # noqa: E402
-from sr_course.losses import VGGContentLoss  # noqa: E402
+from sr_course.losses import VGGContentLoss, pixel_mse  # noqa: E402
 from sr_course.models import Discriminator, Generator, TruncatedVGG19  # noqa: E402
 from sr_course.solver import srgan_step, srresnet_step  # noqa: E402
 
@@ -51,6 +52,8 @@ def make_trainer(stage: str, device: torch.device, amp: bool, channels_last: boo
         G=torch.compile(g) if compile else g,
         G_raw=g,
         opt_g=torch.optim.Adam(g.parameters(), 1e-4),
+        pixel_loss=pixel_mse,
+        clip_gradients=lambda: None,
         scaler_g=torch.amp.GradScaler("cuda", enabled=scaling),
         scaler_d=torch.amp.GradScaler("cuda", enabled=scaling),
         autocast=(lambda: torch.autocast("cuda", dtype=amp_dtype))
@@ -66,6 +69,7 @@ def make_trainer(stage: str, device: torch.device, amp: bool, channels_last: boo
             device, memory_format=fmt
         )  # speed does not depend on weights
         t.content_loss = VGGContentLoss(vgg)
+        t.adversarial = build_adversarial(cfg)
     return t
 
 

@@ -81,7 +81,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     import json
 
     from .config import to_plain_dict
-    from .solver import Trainer
+    from .trainer import Trainer
 
     cfg = _load_config(args)
     stage = args.command.removeprefix("train-")
@@ -501,7 +501,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from .checkpoint import CheckpointError
     from .datasets import DataError
-    from .solver import DivergenceError, RunLockedError, TrainingInterrupted
+    from .trainer import DivergenceError, RunLockedError, TrainingInterrupted
 
     try:
         return args.func(args)

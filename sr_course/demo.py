@@ -22,7 +22,7 @@ from pathlib import Path
 from .config import load_config
 from .metrics import evaluate
 from .sample import build_sample
-from .solver import Trainer
+from .trainer import Trainer
 from .utils import atomic_write
 from .visualize import comparison_grid, default_methods
 

@@ -8,7 +8,7 @@ import torch
 import torch.distributed as dist
 
 from sr_course.config import load_config
-from sr_course.solver import Trainer
+from sr_course.trainer import Trainer
 
 data_root, out = sys.argv[1], Path(sys.argv[2])
 cfg = load_config(

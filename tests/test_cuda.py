@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from sr_course.config import load_config
-from sr_course.solver import Trainer
+from sr_course.trainer import Trainer
 
 pytestmark = [
     pytest.mark.cuda,

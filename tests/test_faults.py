@@ -33,7 +33,7 @@ from sr_course.imresize import imresize
 from sr_course.inference import super_resolve, to_uint8
 from sr_course.metrics import evaluate
 from sr_course.models import SRResNet
-from sr_course.solver import RunLockedError, Trainer
+from sr_course.trainer import RunLockedError, Trainer
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -255,14 +255,14 @@ def test_a_test_image_too_small_for_ssim_is_refused_when_the_lists_are_made(tmp_
 
 
 def test_a_kill_between_best_and_last_never_leaves_best_stale(sample_root, tmp_path, monkeypatch):
-    import sr_course.solver as solver
+    import sr_course.trainer as trainer_module
 
     # (settings under which the smoke run's validation PSNR rises in its second epoch)
     cfg = _cfg(
         sample_root, tmp_path, srresnet={"epochs": 2, "lr": 3e-4}, data={"patches_per_image": 8}
     )
     trainer = Trainer(cfg, "srresnet", progress=False)
-    real_save, written, killed = solver.save_checkpoint, [], []
+    real_save, written, killed = trainer_module.save_checkpoint, [], []
 
     class Killed(BaseException):
         pass
@@ -276,11 +276,11 @@ def test_a_kill_between_best_and_last_never_leaves_best_stale(sample_root, tmp_p
             written.append(Path(path).name)
         return real_save(state, path)
 
-    monkeypatch.setattr(solver, "save_checkpoint", save_then_die)
+    monkeypatch.setattr(trainer_module, "save_checkpoint", save_then_die)
     with pytest.raises(Killed):
         trainer.fit()
     assert written == ["best.pt"] and killed == ["last.pt"]  # the run improved in its last epoch
-    monkeypatch.setattr(solver, "save_checkpoint", real_save)
+    monkeypatch.setattr(trainer_module, "save_checkpoint", real_save)
     resumed = Trainer(cfg, "srresnet", resume="auto", progress=False)
     resumed.fit()
     best, last = (

@@ -173,7 +173,8 @@ PSNR_MODES = {
 
 @pytest.mark.parametrize("mode", list(PSNR_MODES))
 def test_psnr_modes_lower_their_loss(mode, sample_root, tmp_path):
-    from sr_course.solver import Trainer, srresnet_step
+    from sr_course.solver import srresnet_step
+    from sr_course.trainer import Trainer
 
     changes = PSNR_MODES[mode]
     cfg = load_config(
@@ -202,7 +203,8 @@ GAN_MODES = {
 
 @pytest.mark.parametrize("mode", list(GAN_MODES))
 def test_gan_modes_lower_the_discriminator_loss(mode, sample_root, tmp_path):
-    from sr_course.solver import Trainer, srgan_step
+    from sr_course.solver import srgan_step
+    from sr_course.trainer import Trainer
 
     changes = {"srgan": {"mode": "baseline", "lr": 1e-3, **GAN_MODES[mode].get("srgan", {})}}
     if "D" in GAN_MODES[mode]:
@@ -259,7 +261,7 @@ def test_interpolation_reproduces_the_endpoints_exactly(tmp_path):
 
 
 def test_vdsr_multiscale_training_cycles_the_scale(sample_root, tmp_path):
-    from sr_course.solver import Trainer
+    from sr_course.trainer import Trainer
 
     cfg = load_config(
         "smoke",

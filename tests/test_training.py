@@ -24,7 +24,7 @@ from sr_course.losses import (
     pixel_mse,
 )
 from sr_course.models import Generator, SRResNet
-from sr_course.solver import DivergenceError, Trainer, format_duration
+from sr_course.trainer import DivergenceError, Trainer, format_duration
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -378,14 +378,14 @@ def test_changed_model_code_is_noticed_on_resume_and_fresh_starts_over(
 ):
     # The fault: re-running a training cell after fixing a bug said "already trained; nothing to do"
     # and kept the weights trained with the buggy model.
-    import sr_course.solver as solver
+    import sr_course.trainer as trainer_module
 
     cfg = _cfg(sample_root, tmp_path, data={"val_split": None}, srresnet={"epochs": 1})
     Trainer(cfg, "srresnet", progress=False).fit()
     first = load_checkpoint(tmp_path / "srresnet/last.pt")
-    assert first["code"] == solver.code_fingerprint()
-    real = solver.code_fingerprint()
-    monkeypatch.setattr(solver, "code_fingerprint", lambda: {**real, "models.py": "0" * 16})
+    assert first["code"] == trainer_module.code_fingerprint()
+    real = trainer_module.code_fingerprint()
+    monkeypatch.setattr(trainer_module, "code_fingerprint", lambda: {**real, "models.py": "0" * 16})
     capsys.readouterr()
     Trainer(cfg, "srresnet", resume="auto", progress=False).fit()
     out = capsys.readouterr().out
