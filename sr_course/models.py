@@ -6,7 +6,8 @@ Generative Adversarial Network", CVPR 2017, arXiv:1609.04802), written to be rea
     TruncatedVGG19         image (N, 3, H, W) in [-1, 1]  ->  VGG19 features phi_(i,j), frozen
 
 Parameter counts with the default arguments: SRResNet 1,549,462; Discriminator 23,565,505.
-Students implement the bodies between BEGIN/END SOLUTION; each has a TODO box above it.
+In the student kit each body to write is a `raise NotImplementedError` under a TODO box that says
+what to build.
 """
 
 from __future__ import annotations
