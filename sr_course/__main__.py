@@ -106,14 +106,9 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 def _is_config_leaf(key: str) -> bool:
     """Whether `key` (e.g. 'scale', 'data.crop_size') names a config value, not a section."""
-    from .config import _BASE
+    from .config import _BASE, lookup
 
-    node = _BASE
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return False
-        node = node[part]
-    return not isinstance(node, dict)
+    return not isinstance(lookup(_BASE, key, missing={}), dict)
 
 
 def _split_models(args: argparse.Namespace) -> None:
@@ -255,14 +250,17 @@ def _cmd_grid(args: argparse.Namespace) -> int:
 
 
 def _tile(text: str) -> int:
-    """--tile: LR pixels per tile side (>= 16), or 0 for no tiling."""
+    """--tile: LR pixels per tile side (at least inference.MIN_TILE), or 0 for no tiling."""
+    from .inference import MIN_TILE
+
     try:
         value = int(text)
     except ValueError:
         value = -1
-    if value != 0 and value < 16:
+    if value != 0 and value < MIN_TILE:
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not a tile size: give the LR pixels per tile side (16 or more), or 0 for no tiling"
+            f"{text!r} is not a tile size: give the LR pixels per tile side ({MIN_TILE} or more), or 0 "
+            "for no tiling"
         )
     return value
 
@@ -453,12 +451,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-STUDENT_FILES = ("models.py", "losses.py", "solver.py")  # in course order
-
-
 def open_todos() -> list[tuple[str, str]]:
     """(TODO name, file) of every TODO still a stub, in course order (file by file, top to bottom)."""
     import re
+
+    from .trainer import STUDENT_FILES
 
     here = Path(__file__).parent
     found = []

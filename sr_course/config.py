@@ -195,6 +195,15 @@ def _merge(base: dict, changes: dict, where: str = "") -> dict:
     return out
 
 
+def lookup(config: dict, key: str, missing=None):
+    """config['a']['b'] for key 'a.b'; `missing` where a part of the key is not there."""
+    for part in key.split("."):
+        if not isinstance(config, dict) or part not in config:
+            return missing
+        config = config[part]
+    return config
+
+
 def _check_type(name: str, default, value) -> None:
     """Refuse a value of another kind than the key's default (None is allowed where the default is
     None or text: 'not set')."""
@@ -250,10 +259,8 @@ def validate(cfg: dict) -> None:
                 f"{key}={value!r} is not an option; choose one of {', '.join(map(str, options))}"
             )
 
-    def at_least(key: str, low, value=None) -> None:
-        node = cfg
-        for part in key.split("."):
-            node = node[part]
+    def at_least(key: str, low) -> None:
+        node = lookup(cfg, key)
         if node is not None and node < low:
             kind = "positive" if low == 1 else f"at least {low}" if low else "zero or more"
             raise ValueError(f"{key}={node!r} is not valid: it must be {kind}")

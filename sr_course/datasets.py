@@ -339,8 +339,12 @@ class SRDataset(torch.utils.data.Dataset):
             rows = read_data_list(self.root, name)
             self.rows += rows
             self.row_split += [name] * len(rows)
-        # PNGs in the HR folders, usable or not: evaluation says "n of N images" when lists skipped some.
-        self.images_found = sum(len(list((self.root / SPLITS[n][0]).glob("*.png"))) for n in names)
+        # A test split's PNGs, usable or not: evaluation says "n of N images" when its list skipped some.
+        self.images_found = (
+            len(self.rows)
+            if self.train
+            else sum(len(list((self.root / SPLITS[n][0]).glob("*.png"))) for n in names)
+        )
         self.crop = int(config.data.crop_size)
         if self.train:
             if self.crop % self.scale:

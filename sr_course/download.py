@@ -265,18 +265,27 @@ def benchmark_members_problem(names: list[str]) -> str | None:
     return None
 
 
-def _expectation(part: Part):
-    """The contents check for an archive without a published checksum."""
+def _top_folder(part: Part) -> str:
+    """The folder at the top of the part's archive (what --from-dir may also hold extracted)."""
+    provides = Path(part.provides)
+    return (provides.relative_to(part.extract_to) if part.extract_to != "." else provides).parts[0]
+
+
+def _archive_check(part: Part):
+    """verify(path) -> None or the problem, for an archive without a published checksum (None when
+    the part has one: its MD5 is the check)."""
+    if part.md5:
+        return None
     if part.provides == "benchmark":
-        return benchmark_members_problem
-    top = Path(part.provides).relative_to(part.extract_to).parts[0]
+        return lambda path: archive_problem(path, benchmark_members_problem)
+    top = _top_folder(part)
 
     def holds_top(names: list[str]) -> str | None:
         if not any(n.split("/")[0] == top for n in names):
             return f"it holds no {top}/ folder"
         return None
 
-    return holds_top
+    return lambda path: archive_problem(path, holds_top)
 
 
 def _safe_members(names: list[str], archive: Path) -> None:
@@ -357,28 +366,25 @@ def download(
         if from_dir is not None:
             src_dir = Path(from_dir)
             archive = src_dir / part.archive
-            top = (
-                Path(part.provides).relative_to(part.extract_to)
-                if part.extract_to != "."
-                else Path(part.provides)
-            )
-            extracted = src_dir / top.parts[0]
+            top = _top_folder(part)
+            extracted = src_dir / top
             if archive.exists():
                 if part.md5 and file_digest(archive) != part.md5:
                     raise DownloadError(
                         f"{archive}: MD5 does not match the published {part.md5}; fetch it again"
                     )
-                problem = None if part.md5 else archive_problem(archive, _expectation(part))
+                check = _archive_check(part)
+                problem = check(archive) if check else None
                 if problem:
                     raise DownloadError(f"{archive} is broken ({problem}); fetch it again")
             elif extracted.is_dir():
-                shutil.copytree(extracted, dest / top.parts[0], dirs_exist_ok=True)
+                shutil.copytree(extracted, dest / top, dirs_exist_ok=True)
                 report[key] = f"copied from {extracted}"
                 _finish(root, key, part, marker, None)
                 continue
             else:
                 raise DownloadError(
-                    f"--from-dir {src_dir} holds neither {part.archive} nor an extracted {top.parts[0]}/ folder"
+                    f"--from-dir {src_dir} holds neither {part.archive} nor an extracted {top}/ folder"
                 )
         else:
             archive = fetch(
@@ -386,9 +392,7 @@ def download(
                 downloads / part.archive,
                 part.md5,
                 progress=progress,
-                verify=None
-                if part.md5
-                else lambda p, part=part: archive_problem(p, _expectation(part)),
+                verify=_archive_check(part),
             )
         extract(archive, dest)
         report[key] = f"extracted {archive.name}"

@@ -19,6 +19,7 @@ from .utils import convert_image
 
 DEFAULT_TILE = 128
 DEFAULT_OVERLAP = 24
+MIN_TILE = 16  # smaller tiles are mostly overlap; the OOM fallback stops halving here too
 # Above this estimated activation memory, CPU inference is tiled automatically.
 CPU_AUTO_TILE_BYTES = 1 << 30
 
@@ -90,11 +91,13 @@ def _forward_tiled(model, x: torch.Tensor, tile: int, overlap: int, into=None):
 def _check_tile(tile) -> None:
     if tile is not None and (not isinstance(tile, int) or isinstance(tile, bool) or tile < 0):
         raise ValueError(
-            f"tile={tile!r} is not valid: give a tile size in LR pixels (at least 16), 0 for no "
-            "tiling, or None for automatic"
+            f"tile={tile!r} is not valid: give a tile size in LR pixels (at least {MIN_TILE}), 0 "
+            "for no tiling, or None for automatic"
         )
-    if tile is not None and 0 < tile < 16:
-        raise ValueError(f"tile={tile} is too small: tiles need at least 16 LR pixels a side")
+    if tile is not None and 0 < tile < MIN_TILE:
+        raise ValueError(
+            f"tile={tile} is too small: tiles need at least {MIN_TILE} LR pixels a side"
+        )
 
 
 @torch.no_grad()
@@ -118,13 +121,12 @@ def _run(model, x: torch.Tensor, tile: int | None, overlap: int, into=None):
         try:
             return _forward_tiled(model, x, tile, overlap, into)
         except torch.OutOfMemoryError:
-            if tile <= 16:
+            if tile <= MIN_TILE:
                 raise
             torch.cuda.empty_cache()
             tile //= 2
 
 
-@torch.no_grad()
 def super_resolve_tensor(
     model, x: torch.Tensor, tile: int | None = None, overlap: int = DEFAULT_OVERLAP
 ) -> torch.Tensor:

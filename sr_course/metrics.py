@@ -180,13 +180,13 @@ def _range_mismatch(net, ds, scale: int, tile, target_psnr: float, images: int =
     the first `images` images of `ds`, else None: evidence that the model works, in another range."""
     from .inference import _lr_tensor, super_resolve_tensor
 
-    picks = range(min(images, len(ds)))
+    pairs = [(_lr_tensor(ds.lr_uint8(i)), ds.hr_uint8(i)) for i in range(min(images, len(ds)))]
     for reading, given, read in RANGE_READINGS:
         scores = []
-        for i in picks:
-            y = super_resolve_tensor(net, given(_lr_tensor(ds.lr_uint8(i))), tile=tile)
+        for lr, hr in pairs:
+            y = super_resolve_tensor(net, given(lr), tile=tile)
             sr = torch.floor(read(y[0].float()).clamp(0, 255) + 0.5).to(torch.uint8)
-            scores.append(score_sr(sr.permute(1, 2, 0).cpu().numpy(), ds.hr_uint8(i), scale)[0])
+            scores.append(score_sr(sr.permute(1, 2, 0).cpu().numpy(), hr, scale)[0])
         if float(np.mean(scores)) >= target_psnr:
             return reading, float(np.mean(scores))
     return None

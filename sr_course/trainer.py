@@ -37,7 +37,7 @@ from . import losses
 from .adversarial import build_adversarial
 from .archs import build_generator
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .config import to_plain_dict
+from .config import lookup, to_plain_dict
 from .datasets import EpochSampler, SRDataset
 from .losses import VGGContentLoss, pixel_mse
 from .models import Discriminator, TruncatedVGG19, count_parameters
@@ -55,15 +55,6 @@ def code_fingerprint() -> dict[str, str]:
 
     here = Path(__file__).parent
     return {n: hashlib.sha256((here / n).read_bytes()).hexdigest()[:16] for n in STUDENT_FILES}
-
-
-def _dotted(config: dict, key: str):
-    """config['a']['b'] for key 'a.b' (None where it is missing)."""
-    for part in key.split("."):
-        if not isinstance(config, dict) or part not in config:
-            return None
-        config = config[part]
-    return config
 
 
 def format_duration(seconds: float) -> str:
@@ -446,7 +437,7 @@ class Trainer:
         current = to_plain_dict(self.cfg)
         for key, reason in self.RESUME_FIXED.items():
             key = key.format(stage=self.stage)
-            old, new = _dotted(saved, key), _dotted(current, key)
+            old, new = lookup(saved, key), lookup(current, key)
             if old is not None and old != new:
                 raise CheckpointError(
                     f"{path} was trained with {key}={old}; it cannot change on resume ({reason}). "
