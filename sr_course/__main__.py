@@ -64,11 +64,53 @@ def _cmd_grade(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_outputs(args: argparse.Namespace) -> int:
+    from .outputs import save_outputs
+
+    cfg = _load_config(args)
+    models = _named_models(args.models or [])
+    save_outputs(models, args.splits, cfg, args.out, device=cfg.device, tile=args.tile)
+    return 0
+
+
+def _cmd_rate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from . import rating
+
+    if args.score:
+        try:
+            rating.score_study(Path(args.out) / rating.KEY, args.score, args.out)
+        except rating.RatingError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+        return 0
+    page = rating.make_study(
+        _named_models(args.models or []), args.split, _load_config(args), args.out, args.images,
+        tile=args.tile,
+    )  # fmt: skip
+    print(f"rating page written: {page} (open it in a browser; each rater saves a JSON file)")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    write_report(_load_config(args), args.out, args.runs, args.split)
+    return 0
+
+
+def _cmd_runs(args: argparse.Namespace) -> int:
+    from .runs import runs_table
+
+    print(runs_table(args.folder, args.split))
+    return 0
+
+
 def _cmd_check(args: argparse.Namespace) -> int:
     from . import checks
 
-    checks.run_all()
-    return 0
+    return 1 if checks.run_all() else 0
 
 
 def _load_config(args: argparse.Namespace):
@@ -278,6 +320,15 @@ def _add_config_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_model_arguments(p: argparse.ArgumentParser, models_help: str, out: str) -> None:
+    """--models NAME=CHECKPOINT ..., --out and --tile: the commands that run checkpoints on test sets."""
+    p.add_argument("--models", nargs="*", metavar="NAME=CHECKPOINT", help=models_help)
+    p.add_argument("--out", default=out, help=f"output folder (default {out})")
+    p.add_argument(
+        "--tile", type=_tile, help="tile size in LR pixels for big images (default: automatic)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m sr_course",
@@ -342,22 +393,70 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_config_arguments(p)
-    p.add_argument(
-        "--models",
-        nargs="*",
-        metavar="NAME=CHECKPOINT",
-        help="checkpoints to evaluate (none: bicubic only)",
-    )
+    _add_model_arguments(p, "checkpoints to evaluate (none: bicubic only)", "runs/test")
     p.add_argument(
         "--splits", nargs="+", help="test sets (default: data.test_splits of the profile)"
     )
-    p.add_argument(
-        "--out", default="runs/test", help="where results.md/.csv/.json go (default runs/test)"
-    )
-    p.add_argument(
-        "--tile", type=_tile, help="tile size in LR pixels for big images (default: automatic)"
-    )
     p.set_defaults(func=_cmd_test)
+
+    p = sub.add_parser(
+        "outputs",
+        help="write every test image's x4 output per model and bicubic, for human evaluation",
+        description="Lossless PNGs under OUT/<model>/<split>/ and an index (index.csv/.json: image, "
+        "model, PSNR, SSIM). Running again keeps what a checkpoint already made; a changed checkpoint "
+        "is written anew. Example:\n  python -m sr_course outputs --models srresnet=runs/srresnet/best.pt "
+        "srgan=runs/srgan/best.pt --splits Set5",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_config_arguments(p)
+    _add_model_arguments(p, "checkpoints, one folder each", "runs/outputs")
+    p.add_argument("--splits", nargs="+", default=["Set5"], help="test sets (default Set5)")
+    p.set_defaults(func=_cmd_outputs)
+
+    p = sub.add_parser(
+        "runs",
+        help="list the training runs under a folder side by side, best first",
+        description="Reads each run's run.json: what changed from the paper's recipe, iterations, "
+        "training time and the PSNR/SSIM on a test set (from `test`, else from validation).",
+    )
+    p.add_argument("folder", nargs="?", default="runs", help="where the runs are (default runs)")
+    p.add_argument("--split", default="Set5", help="the test set to rank by (default Set5)")
+    p.set_defaults(func=_cmd_runs)
+
+    p = sub.add_parser(
+        "report",
+        help="write the report folder: report.md with the best recipes, tables and figures",
+        description="From the runs' run.json records, the test results (<runs>/test/results.json) and "
+        "the checkpoints: report.md with the recipe of the best SRResNet and SRGAN, the test table beside "
+        "bicubic and the paper, the attempts table, loss curves and the comparison figure (PNG + PDF). "
+        "What is missing is said in the report.",
+    )
+    _add_config_arguments(p)
+    p.add_argument("--runs", help="where the runs are (default: the profile's runs_dir)")
+    p.add_argument("--out", help="the report folder (default <runs>/report)")
+    p.add_argument("--split", help="the test set of the figure and the ranking (default Set5)")
+    p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser(
+        "rate",
+        help="a blind 1-5 rating page of SR images (MOS study), or --score the raters' files",
+        description="Writes OUT/index.html (open it from disk or any static host; nothing is sent "
+        "anywhere) with the images of bicubic, the models and the HR (a hidden anchor), one at a time "
+        "in a random order per rater, without method names; each rater saves a JSON file. Then "
+        "--score checks the files and writes the MOS per method with 95%% confidence intervals. "
+        "Example:\n  python -m sr_course rate --split Set5 --models srresnet=runs/srresnet/best.pt "
+        "srgan=runs/srgan/best.pt --out runs/rating\n  python -m sr_course rate --score "
+        "ratings/*.json --out runs/rating",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_config_arguments(p)
+    _add_model_arguments(p, "checkpoints to rate beside bicubic and HR", "runs/rating")
+    p.add_argument("--split", default="Set5", help="test set (default Set5)")
+    p.add_argument("--images", nargs="*", type=int, help="image indices (default: all)")
+    p.add_argument(
+        "--score", nargs="+", metavar="RATINGS.json", help="score the study in OUT with these files"
+    )
+    p.set_defaults(func=_cmd_rate)
 
     p = sub.add_parser(
         "super-resolve",
@@ -381,12 +480,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config_arguments(p)
     p.add_argument("--split", default="Set5", help="test set (default Set5)")
-    p.add_argument(
-        "--models", nargs="*", metavar="NAME=CHECKPOINT", help="checkpoints, one column each"
-    )
+    _add_model_arguments(p, "checkpoints, one column each", "runs/figures")
     p.add_argument("--images", nargs="*", type=int, help="image indices (default: all)")
-    p.add_argument("--out", default="runs/figures", help="output folder (default runs/figures)")
-    p.add_argument("--tile", type=_tile, help="tile size in LR pixels (default: automatic)")
     p.set_defaults(func=_cmd_grid)
 
     p = sub.add_parser(
@@ -401,14 +496,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "execute-notebooks",
-        help="re-execute the course notebooks in place (smoke profile) and strip them, for committing",
+        help="re-execute the course notebooks in place (demo profile) and strip them, for committing",
         description="Runs notebooks/*.ipynb in course order with fresh data and run folders, then keeps "
         "outputs and execution counts but strips other metadata (nbstripout --keep-output --keep-count).",
     )
     p.add_argument(
         "names", nargs="*", help="notebook names without .ipynb (default: all, in course order)"
     )
-    p.add_argument("--profile", default="smoke", help="profile to run them on (default smoke)")
+    p.add_argument(
+        "--profile",
+        default="demo",
+        help="profile to run them on (default demo: models that learn, about 5 min on a CPU)",
+    )
     p.set_defaults(func=_cmd_execute_notebooks)
 
     p = sub.add_parser(
@@ -452,9 +551,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def open_todos() -> list[tuple[str, str]]:
-    """(TODO name, file) of every TODO still a stub, in course order (file by file, top to bottom)."""
+    """(TODO name, file) of every TODO still a stub, in course order (checks.COURSE_ORDER)."""
     import re
 
+    from .checks import COURSE_ORDER
     from .trainer import STUDENT_FILES
 
     here = Path(__file__).parent
@@ -464,7 +564,7 @@ def open_todos() -> list[tuple[str, str]]:
         for m in re.finditer(r"raise NotImplementedError\(\s*['\"]TODO: ([^:'\"]+):", text):
             if m.group(1) not in [t for t, _ in found]:
                 found.append((m.group(1), name))
-    return found
+    return sorted(found, key=lambda f: COURSE_ORDER.index(f[0]) if f[0] in COURSE_ORDER else 99)
 
 
 def _open_todo_message(err: NotImplementedError) -> str | None:

@@ -18,7 +18,6 @@ sr and hr are (N, 3, H, W) in [-1, 1]; D returns (N, 1) logits or critic scores 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from . import losses
 
@@ -95,13 +94,12 @@ def build_adversarial(config) -> StandardGAN:
 
 def ragan_discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
     """Relativistic average D (ESRGAN Eq. 2): real should look more real than the average fake and
-    fake less real than the average real: mean of BCE(C(r) - E[C(f)], 1) and BCE(C(f) - E[C(r)], 0)."""
+    fake less real than the average real. It is the paper's cross-entropy (losses.discriminator_loss,
+    no smoothing) on the relativistic logits C(r) - E[C(f)] and C(f) - E[C(r)], halved: the mean of
+    the two terms, as ESRGAN writes it."""
     real_rel = real_logits - fake_logits.mean()
     fake_rel = fake_logits - real_logits.mean()
-    bce = F.binary_cross_entropy_with_logits
-    return (
-        bce(real_rel, torch.ones_like(real_rel)) + bce(fake_rel, torch.zeros_like(fake_rel))
-    ) / 2
+    return losses.discriminator_loss(real_rel, fake_rel) / 2
 
 
 def ragan_generator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:

@@ -95,25 +95,27 @@ class RRDBNet(nn.Module):
                 f"RRDBNet upsamples by 2, 4 or 8 (nearest x2 steps), got {scaling_factor}"
             )
         self.scaling_factor = scaling_factor
-        self.head = nn.Conv2d(3, n_channels, 3, padding=1)
-        self.body = nn.Sequential(
+        # ESRGAN's own layer names (conv_first, trunk, trunk_conv, upconv, hr_conv, conv_last)
+        self.conv_first = nn.Conv2d(3, n_channels, 3, padding=1)
+        self.trunk = nn.Sequential(
             *[RRDB(n_channels, growth, residual_scaling) for _ in range(n_blocks)]
         )
-        self.body_end = nn.Conv2d(n_channels, n_channels, 3, padding=1)
-        self.up = nn.ModuleList(
+        self.trunk_conv = nn.Conv2d(n_channels, n_channels, 3, padding=1)
+        self.upconv = nn.ModuleList(
             nn.Conv2d(n_channels, n_channels, 3, padding=1)
             for _ in range(int(math.log2(scaling_factor)))
         )
         self.hr_conv = nn.Conv2d(n_channels, n_channels, 3, padding=1)
-        self.tail = nn.Conv2d(n_channels, 3, 3, padding=1)
+        self.conv_last = nn.Conv2d(n_channels, 3, 3, padding=1)
         self.act = nn.LeakyReLU(0.2, inplace=True)
 
     def forward(self, lr: torch.Tensor) -> torch.Tensor:
-        x = self.head(lr)
-        x = x + self.body_end(self.body(x))
-        for conv in self.up:
+        """lr: (N, 3, h, w) in [0, 1] -> (N, 3, s*h, s*w), trained towards [-1, 1] (no Tanh)."""
+        shallow = self.conv_first(lr)
+        x = shallow + self.trunk_conv(self.trunk(shallow))  # the trunk learns a residual
+        for conv in self.upconv:
             x = self.act(conv(F.interpolate(x, scale_factor=2, mode="nearest")))
-        return self.tail(self.act(self.hr_conv(x)))
+        return self.conv_last(self.act(self.hr_conv(x)))
 
 
 # --- VDSR (Kim et al. 2016) -------------------------------------------------------------------------

@@ -55,6 +55,10 @@ _BASE = {
     },
     # VGG19 phi_(i,j) for the perceptual loss. weights: 'imagenet', a path to vgg19-*.pth, or None (random).
     "vgg": {"i": 5, "j": 4, "weights": "imagenet", "before_activation": False},  # ESRGAN: before
+    # LPIPS (Zhang et al. 2018, AlexNet) beside PSNR/SSIM in `test`; lower is better. weights:
+    # 'imagenet' (torchvision's AlexNet: its cache, else its download), a path to alexnet-*.pth, or
+    # None (a random AlexNet: the pipeline runs offline, but the numbers are not LPIPS).
+    "lpips": {"enabled": True, "weights": "imagenet"},
     "data": {
         "train_splits": ["DIV2K_train"],
         "test_splits": list(TEST_SPLITS),
@@ -126,6 +130,7 @@ _PROFILE_CHANGES = {
         "G": {"n_channels": 32, "n_blocks": 4, "batch_norm": False},
         "D": {"n_channels": 16, "fc_size": 256},
         "vgg": {"i": 2, "j": 2, "weights": None},
+        "lpips": {"weights": None},
         "data": {
             "train_splits": ["Sample_train"],
             "test_splits": ["Sample"],
@@ -151,6 +156,7 @@ _PROFILE_CHANGES = {
         "G": {"n_channels": 8, "n_blocks": 2},
         "D": {"n_channels": 8, "fc_size": 32},
         "vgg": {"i": 2, "j": 2, "weights": None},
+        "lpips": {"weights": None},
         "data": {
             "train_splits": ["Sample_train"],
             "test_splits": ["Sample"],

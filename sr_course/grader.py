@@ -48,6 +48,7 @@ from pathlib import Path
 import torch
 
 from . import probes as probes_module
+from .checks import COURSE
 from .probes import PROBES, TODOS
 from .release import (
     EDITABLE,
@@ -70,14 +71,7 @@ NOTEBOOKS = (
     "improvements.ipynb",
 )
 # Which TODOs each self-check covers: a check cell counts only when the grader passed them all.
-CHECK_TODOS = {
-    "check_blocks": ("ConvolutionalBlock", "SubPixelConvolutionalBlock", "ResidualBlock"),
-    "check_srresnet": ("SRResNet",),
-    "check_discriminator": ("Discriminator",),
-    "check_vgg": ("TruncatedVGG19",),
-    "check_losses": ("pixel_mse", "VGGContentLoss", "adversarial losses"),
-    "check_srgan_step": ("SRGAN step",),
-}
+CHECK_TODOS = {name: todos for name, _, todos, _ in COURSE}
 # Modules and calls a submission has no business with (beyond what the reference file itself uses).
 SUSPICIOUS_MODULES = {
     "atexit", "subprocess", "socket", "ctypes", "signal", "builtins", "importlib", "gc", "pytest",

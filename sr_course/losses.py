@@ -24,9 +24,11 @@ from torch import nn
 
 def pixel_mse(sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
     """Mean squared error over all pixels and channels: (N, 3, H, W) x 2 -> scalar."""
-    # TODO [pixel_mse]: the mean of (sr - hr)^2 over every element.
-    #   Paper: Eq. 4 (l_MSE). Values in [-1, 1], so the loss lies in [0, 4].
-    #   Self-check: checks.check_losses() prints "Losses: OK".
+    # TODO [pixel_mse]: the pixel-wise MSE loss l_MSE of Eq. 4.
+    #   The mean of the squared differences over every element of the batch (images, channels,
+    #   pixels): a scalar tensor that gradients flow back through. Both images are in [-1, 1], so
+    #   the loss lies in [0, 4]. SRResNet is trained on this loss alone (Sec. 3.2).
+    #   Self-check: checks.check_pixel_loss() prints "pixel_mse: OK".
     # BEGIN SOLUTION
     return F.mse_loss(sr, hr)
     # END SOLUTION
@@ -46,11 +48,15 @@ class VGGContentLoss(nn.Module):
         self.rescale = rescale
 
     def forward(self, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
-        # TODO [VGGContentLoss]: MSE between rescale * vgg(sr) and rescale * vgg(hr).
-        #   - compute the HR features under torch.no_grad() (they are the target);
-        #   - shapes: (N, 3, H, W) -> features (N, 512, H/16, W/16) for phi_(5,4).
-        #   Paper: Eq. 5 (l_VGG/i,j), Sec. 3.2 (the 1/12.75 rescaling).
-        #   Self-check: checks.check_losses() prints "Losses: OK".
+        # TODO [VGGContentLoss]: the VGG content loss l_VGG/i,j of Eq. 5.
+        #   Compare the images in VGG19's feature space instead of pixel by pixel: the MSE between
+        #   the features of sr and of hr (self.vgg is a frozen TruncatedVGG19), each multiplied by
+        #   self.rescale (Sec. 3.2 rescales the features by 1/12.75, which puts this loss on the
+        #   scale of the pixel MSE).
+        #   Shapes: (N, 3, H, W) in [-1, 1] -> phi_(5,4) features (N, 512, H/16, W/16) -> scalar.
+        #   Only the generator learns from this loss: gradients must reach sr, while the HR features
+        #   are a fixed target. What does the HR branch need, then (and what does that save)?
+        #   Self-check: checks.check_srgan_losses() prints "SRGAN losses: OK".
         # BEGIN SOLUTION
         with torch.no_grad():
             target = self.vgg(hr) * self.rescale
@@ -60,9 +66,14 @@ class VGGContentLoss(nn.Module):
 
 def generator_adversarial_loss(fake_logits: torch.Tensor) -> torch.Tensor:
     """The generator's adversarial loss: it wants D to call its images real. (N, 1) -> scalar."""
-    # TODO [adversarial losses]: BCE with logits between fake_logits and a target of ones.
-    #   This is -log(sigmoid(D(G(LR)))) averaged over the batch (Eq. 6), computed stably.
-    #   Self-check: checks.check_losses() prints "Losses: OK".
+    # TODO [adversarial losses]: the generator's adversarial loss l_Gen of Eq. 6.
+    #   -log D(G(LR)), averaged over the batch, where D(.) is the probability that an image is
+    #   real: the loss is small when D takes the generated images for real ones. Our discriminator
+    #   returns logits, so D(.) = sigmoid(logit). Mind the numbers: for a logit of -120, sigmoid
+    #   rounds to 0 in float32 and log(0) = -inf, though the true loss is a finite 120;
+    #   torch.nn.functional has losses that take logits and stay exact there.
+    #   Shapes: (N, 1) logits, any real numbers -> scalar.
+    #   Self-check: checks.check_srgan_losses() prints "SRGAN losses: OK".
     # BEGIN SOLUTION
     return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
     # END SOLUTION
@@ -75,11 +86,14 @@ def discriminator_loss(
 
     One-sided label smoothing (Salimans et al. 2016) softens only the real targets.
     """
-    # TODO [adversarial losses]: the discriminator's loss on real and fake logits.
-    #   BCE with logits of real_logits against (1 - label_smoothing)
-    #   plus BCE with logits of fake_logits against 0 (each a mean over the batch).
-    #   Paper: Eq. 2, the discriminator's side of the min-max game.
-    #   Self-check: checks.check_losses() prints "Losses: OK".
+    # TODO [adversarial losses]: the discriminator's cross-entropy, its side of Eq. 2.
+    #   D is a binary classifier: the HR images are real (target 1), the generated ones fake
+    #   (target 0). Its loss is the binary cross-entropy of the real logits plus that of the fake
+    #   logits, each a mean over its batch, computed from logits as stably as the generator's.
+    #   One-sided label smoothing (Salimans et al. 2016) lowers the real images' target to
+    #   1 - label_smoothing, so that D does not grow over-confident; the fakes' target stays 0.
+    #   Shapes: (N, 1) logits x 2 -> scalar.
+    #   Self-check: checks.check_srgan_losses() prints "SRGAN losses: OK".
     # BEGIN SOLUTION
     real = F.binary_cross_entropy_with_logits(
         real_logits, torch.full_like(real_logits, 1.0 - label_smoothing)

@@ -158,6 +158,79 @@ def score_sr(sr: np.ndarray, hr: np.ndarray, scale: int = 4) -> tuple[float, flo
     return psnr(sr, hr, crop_border=scale), ssim(sr, hr, crop_border=scale)
 
 
+# --- LPIPS ---------------------------------------------------------------------------------------------
+
+ALEXNET_URL = "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth"
+
+
+def lpips_model(weights="imagenet", device=None) -> torch.nn.Module:
+    """The `lpips` package's LPIPS (Zhang et al. 2018), AlexNet variant, version 0.1, in eval mode.
+
+    Its calibrated linear layers ship with the package. The AlexNet backbone: 'imagenet'
+    (torchvision's AlexNet_Weights.IMAGENET1K_V1: its cache, else its download), a path to
+    alexnet-*.pth in torchvision's key format, or None (random; tests, offline pipeline checks).
+    """
+    import re
+    import warnings
+    from pathlib import Path
+
+    import lpips
+
+    with warnings.catch_warnings():  # lpips still uses torchvision's deprecated `pretrained=`
+        warnings.simplefilter("ignore", UserWarning)
+        model = lpips.LPIPS(net="alex", version="0.1", pnet_rand=True, verbose=False)
+    if weights is not None:
+        if str(weights) != "imagenet":
+            path = Path(weights)
+            if not path.is_file():
+                raise FileNotFoundError(
+                    f"AlexNet weights file {path} does not exist; download {ALEXNET_URL} and give its path"
+                )
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        else:
+            import torchvision
+
+            try:
+                state = torchvision.models.AlexNet_Weights.IMAGENET1K_V1.get_state_dict(
+                    progress=True
+                )
+            except (
+                Exception
+            ) as err:  # URLError, socket errors, HTTP errors: "not available offline"
+                cache = Path(torch.hub.get_dir()) / "checkpoints" / Path(ALEXNET_URL).name
+                raise RuntimeError(
+                    f"AlexNet ImageNet weights (for LPIPS) are not in torchvision's cache and could not "
+                    f"be downloaded ({type(err).__name__}). On a machine with internet, download "
+                    f"{ALEXNET_URL} and put it at {cache} (or pass lpips.weights=/path/to/"
+                    f"{Path(ALEXNET_URL).name}, or lpips.enabled=False)."
+                ) from None
+        # lpips keeps AlexNet's feature layers under their own indices: net.slice<k>.<index>.*
+        own = model.net.state_dict()
+        mapped = {k: state[f"features.{re.sub(r'^slice[0-9]+[.]', '', k)}"] for k in own}
+        model.net.load_state_dict(mapped, strict=True)
+    return model.to(device or "cpu").eval().requires_grad_(False)
+
+
+@torch.no_grad()
+def lpips_distance(
+    model: torch.nn.Module, sr: np.ndarray, hr: np.ndarray, crop_border: int = 4
+) -> float:
+    """LPIPS between uint8 SR (H, W, 3) and HR (H, W[, 3]) images: the full RGB images (gray
+    repeated to RGB), with the same border removed as for PSNR/SSIM, in [-1, 1] as LPIPS expects.
+    Lower is more similar; identical images give 0."""
+    from .utils import convert_image
+
+    device = next(model.parameters()).device
+    pair = []
+    for img in (sr, hr):
+        rgb = np.repeat(img[:, :, None], 3, axis=2) if img.ndim == 2 else img
+        if crop_border:
+            rgb = rgb[crop_border:-crop_border, crop_border:-crop_border]
+        x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float().to(device)
+        pair.append(convert_image(x, "[0,255]", "[-1,1]"))
+    return float(model(*pair).item())
+
+
 # --- evaluation of models over test sets ---------------------------------------------------------
 
 # A model this far below bicubic is either barely trained or fed/read in the wrong value range; the
@@ -236,6 +309,12 @@ def evaluate(
             else model.to(device).eval()
         )
     scale = int(config.scale)
+    settings = config.get("lpips", {})
+    perceptual = (
+        lpips_model(settings.get("weights", "imagenet"), device)
+        if settings.get("enabled", True)
+        else None
+    )
     per_image: dict = {}
     images: dict = {}
     table: dict = {name: {} for name in nets}
@@ -248,11 +327,15 @@ def evaluate(
             for name, net in nets.items():
                 sr = imresize(lr, scale) if net is None else super_resolve(net, lr, tile=tile)
                 p, s = score_sr(sr, hr, scale)
-                rows[name].append({"name": ds.name(i), "psnr": p, "ssim": s})
+                row = {"name": ds.name(i), "psnr": p, "ssim": s}
+                if perceptual is not None:
+                    row["lpips"] = lpips_distance(perceptual, sr, hr, scale)
+                rows[name].append(row)
         for name in nets:
             table[name][split] = {
-                "psnr": float(np.mean([r["psnr"] for r in rows[name]])),
-                "ssim": float(np.mean([r["ssim"] for r in rows[name]])),
+                key: float(np.mean([r[key] for r in rows[name]]))
+                for key in ("psnr", "ssim", "lpips")
+                if key in rows[name][0]
             }
             bicubic = table["bicubic"][split]["psnr"]
             gap = bicubic - table[name][split]["psnr"]
@@ -268,6 +351,14 @@ def evaluate(
                     stacklevel=2,
                 )
     result = {"table": table, "per_image": per_image, "images": images}
+    from .runs import record_test
+
+    for (
+        name,
+        model,
+    ) in models.items():  # a run's own record keeps the test scores of its checkpoints
+        if isinstance(model, (str, Path)):
+            record_test(model, table[name])
     markdown = format_table(table, splits)
     notes = [
         f"{split}: {n['scored']} of {n['found']} images scored; the data list skipped "
@@ -275,6 +366,11 @@ def evaluate(
         for split, n in images.items()
         if n["scored"] < n["found"]
     ]
+    if perceptual is not None and settings.get("weights", "imagenet") is None:
+        notes.append(
+            "LPIPS here uses a random AlexNet (lpips.weights=None, offline): it checks the pipeline, "
+            "its numbers are not LPIPS"
+        )
     if notes:
         markdown += "\n\n" + "\n".join(f"Note: {n}." for n in notes)
     if verbose:
@@ -283,12 +379,13 @@ def evaluate(
         out = Path(out_dir)
         table_csv = io.StringIO(newline="")
         writer = csv.writer(table_csv)
-        writer.writerow(["split", "method", "image", "psnr", "ssim"])
+        writer.writerow(["split", "method", "image", "psnr", "ssim", "lpips"])
         for split, methods in per_image.items():
             for name, rows in methods.items():
                 for r in rows:
+                    lp = f"{r['lpips']:.4f}" if "lpips" in r else ""
                     writer.writerow(
-                        [split, name, r["name"], f"{r['psnr']:.4f}", f"{r['ssim']:.6f}"]
+                        [split, name, r["name"], f"{r['psnr']:.4f}", f"{r['ssim']:.6f}", lp]
                     )
         for name, text in (
             ("results.md", markdown + "\n"),
@@ -302,12 +399,23 @@ def evaluate(
     return result
 
 
+def format_cell(scores: dict | None) -> str:
+    """'PSNR / SSIM' or 'PSNR / SSIM / LPIPS' of one method on one split; '-' when missing."""
+    if not scores:
+        return "-"
+    cell = f"{scores['psnr']:.2f} / {scores['ssim']:.4f}"
+    return cell + (f" / {scores['lpips']:.3f}" if "lpips" in scores else "")
+
+
 def format_table(table: dict, splits) -> str:
-    """A Markdown table: one row per method, 'PSNR / SSIM' per split (Y channel, border = scale)."""
-    head = "| method | " + " | ".join(f"{s} PSNR / SSIM" for s in splits) + " |"
+    """A Markdown table: one row per method, 'PSNR / SSIM' per split (Y channel, border = scale),
+    with '/ LPIPS' (lower is better) when the table has it."""
+    lpips = any("lpips" in v for scores in table.values() for v in scores.values())
+    what = "PSNR / SSIM / LPIPS" if lpips else "PSNR / SSIM"
+    head = "| method | " + " | ".join(f"{s} {what}" for s in splits) + " |"
     rule = "|---|" + "---|" * len(splits)
     lines = [head, rule]
     for name, scores in table.items():
-        cells = [f"{scores[s]['psnr']:.2f} / {scores[s]['ssim']:.4f}" for s in splits]
+        cells = [format_cell(scores.get(s)) for s in splits]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

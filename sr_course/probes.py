@@ -386,18 +386,12 @@ def _vgg_probe(block):
         }
 
     def judge(s, r):
-        if s["layers"] == r["layers"]:
-            return None
-        wrong = [
-            f"phi_({block},{j + 1}) -> {a} (expected {b})"
-            for j, (a, b) in enumerate(zip(s["layers"], r["layers"]))
-            if a != b
-        ]
-        return (
-            f"vgg19_truncation_index counts the layers of torchvision's vgg19().features wrongly: "
-            f"{', '.join(wrong)}: count every conv, ReLU and max-pool layer up to the ReLU after conv "
-            f"j of block i (paper Sec. 2.2.2)"
-        )
+        from .checks import vgg_truncation_problem
+
+        for j, (a, b) in enumerate(zip(s["layers"], r["layers"]), 1):
+            if a != b:
+                return vgg_truncation_problem(block, j, a) or f"phi_({block},{j}): {a} is wrong"
+        return None
 
     return Probe("TruncatedVGG19", f"block {block}", run, judge)
 

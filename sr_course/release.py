@@ -18,6 +18,7 @@ works, and the grader (sr_course/grader.py) finds every TODO "not implemented" i
 from __future__ import annotations
 
 import ast
+import builtins
 import json
 import os
 import re
@@ -39,6 +40,7 @@ INSTRUCTOR_ONLY = (
     "tests/test_release.py",
     "tests/test_grader.py",
     "tests/test_mutations.py",
+    "tests/test_self_checks.py",
     "bench/bench_grade.py",
     "docs/student_README.md",  # becomes the kit's README.md
 )
@@ -238,6 +240,102 @@ def _isolated_env(kit: Path) -> dict:
     return env
 
 
+# --- code doing a TODO's job ------------------------------------------------------------------------
+
+# Names kept as they are when code is compared "names aside": modules, builtins and classes say what
+# the code does; variables, arguments and functions of one's own are renamed by first appearance.
+KEPT_NAMES = {"torch", "F", "nn", "math", "np"} | set(dir(builtins))
+MIN_NODES = 8  # smaller statements (one call, one assignment) are too common to be telling
+
+
+def _size(node: ast.AST) -> int:
+    return sum(not isinstance(n, ast.expr_context) for n in ast.walk(node))
+
+
+def _names_aside(node: ast.AST) -> str:
+    """The node's AST with its own names renamed v0, v1, ... in order of appearance."""
+    import copy
+
+    names: dict[str, str] = {}
+
+    def rename(name: str) -> str:
+        if name in KEPT_NAMES or name[:1].isupper():
+            return name
+        return names.setdefault(name, f"v{len(names)}")
+
+    node = copy.deepcopy(node)
+    for n in ast.walk(node):
+        if isinstance(n, ast.Name):
+            n.id = rename(n.id)
+        elif isinstance(n, ast.arg):
+            n.arg = rename(n.arg)
+    return ast.dump(node, include_attributes=False)
+
+
+def _units(tree: ast.AST):
+    """Statements and expressions big enough to be telling: (node, its names-aside form)."""
+    # Compound statements (with, for, if, def) count by the simple statements inside them: a
+    # `with autocast(): sr = G(lr)` shared with a provided step is not the step.
+    simple = (ast.stmt, ast.expr)
+    compound = (ast.With, ast.For, ast.While, ast.If, ast.Try, ast.FunctionDef, ast.ClassDef)
+    for node in ast.walk(tree):
+        if isinstance(node, simple) and not isinstance(node, compound) and _size(node) >= MIN_NODES:
+            yield node, _names_aside(node)
+
+
+def _code_sources(kit: Path, texts: dict[str, str]):
+    """(where, parsed code) of every piece of Python in the kit: modules, tests, notebook code cells
+    (IPython magics dropped) and the python blocks of its documents."""
+    for rel, text in texts.items():
+        pieces = []
+        if rel.endswith(".py"):
+            pieces = [(rel, 0, text)]
+        elif rel.endswith(".ipynb"):
+            for k, cell in enumerate(json.loads(text)["cells"], 1):
+                if cell["cell_type"] == "code":
+                    src = "".join(cell["source"])
+                    src = "\n".join(
+                        "" if ln.lstrip().startswith(("%", "!")) else ln for ln in src.splitlines()
+                    )
+                    pieces.append((f"{rel}#cell{k}", 0, src))
+        elif rel.endswith(".md"):
+            for m in re.finditer(r"```(?:python|py)\n(.*?)```", text, re.S):
+                pieces.append((rel, text[: m.start()].count("\n") + 1, m.group(1)))
+        for where, offset, src in pieces:
+            try:
+                yield where, offset, ast.parse(src)
+            except SyntaxError:
+                continue
+
+
+def same_job_leaks(kit: Path, regions: list[Region], texts: dict[str, str]) -> list[str]:
+    """Places in the kit whose code is a solution's code with other names: a statement or an
+    expression of a solution region (at least MIN_NODES AST nodes) that appears, names aside,
+    anywhere in the kit's Python (modules, tests, notebooks, documents' code blocks)."""
+    import textwrap
+
+    wanted: dict[str, tuple[Region, str]] = {}
+    for r in regions:
+        try:
+            tree = ast.parse(textwrap.dedent("\n".join(r.lines)))
+        except SyntaxError:
+            continue
+        for node, form in _units(tree):
+            wanted.setdefault(form, (r, ast.unparse(node).splitlines()[0]))
+    problems = []
+    for where, offset, tree in _code_sources(kit, texts):
+        seen_lines = set()
+        for node, form in sorted(_units(tree), key=lambda unit: unit[0].lineno):
+            if form in wanted and node.lineno not in seen_lines:
+                seen_lines.add(node.lineno)
+                r, code = wanted[form]
+                problems.append(
+                    f"{where}:{offset + node.lineno}: does the job of TODO [{r.todo_id}]: the same code "
+                    f"as its solution ({r.path}:{r.begin}) with other names: {code[:60]}"
+                )
+    return problems
+
+
 def check_release(kit: Path, regions: list[Region], root: Path = KIT_ROOT) -> None:
     """The kit's self-check; raises ReleaseError naming what is wrong."""
     problems = []
@@ -276,6 +374,7 @@ def check_release(kit: Path, regions: list[Region], root: Path = KIT_ROOT) -> No
                     problems.append(
                         f"{rel}: holds a line of the solution of TODO [{r.todo_id}] ({r.path}:{r.begin}): {code[:60]}"
                     )
+    problems += same_job_leaks(kit, regions, texts)
     for rel in INSTRUCTOR_ONLY:
         if (kit / rel).exists():
             problems.append(f"{rel}: instructor-only file in the kit")

@@ -41,6 +41,7 @@ from .config import lookup, to_plain_dict
 from .datasets import EpochSampler, SRDataset
 from .losses import VGGContentLoss, pixel_mse
 from .models import Discriminator, TruncatedVGG19, count_parameters
+from .runs import RECORD, write_record
 from .solver import train_srgan_epoch, train_srresnet_epoch
 from .utils import get_device, seed_everything
 
@@ -229,6 +230,8 @@ class Trainer:
         self.batch_in_epoch = 0  # batches of the current epoch completed
         self.iteration = 0
         self.history: dict[str, list] = {"train": [], "val": []}
+        self.train_seconds = 0.0  # wall time spent training, over all sessions of this run
+        self._t_train = time.perf_counter()
         self.best_psnr = -math.inf
         self.last_saved_iteration = None
         self._sums: dict[str, torch.Tensor] = {}
@@ -348,7 +351,8 @@ class Trainer:
             self.log(f"generator initialised from {path}")
 
     def _move_earlier_run_aside(self) -> None:
-        found = [self.out_dir / n for n in ("last.pt", "best.pt") if (self.out_dir / n).exists()]
+        names = ("last.pt", "best.pt", RECORD)
+        found = [self.out_dir / n for n in names if (self.out_dir / n).exists()]
         if not found:
             return
         k = 1
@@ -359,7 +363,7 @@ class Trainer:
         for path in found:
             os.replace(path, aside / path.name)
         self.log(
-            f"fresh start: moved the earlier run's {' and '.join(p.name for p in found)} to {aside}"
+            f"fresh start: moved the earlier run's {', '.join(p.name for p in found)} to {aside}"
         )
 
     def _note_changed_code(self, saved: dict | None, path) -> None:
@@ -410,6 +414,7 @@ class Trainer:
             state["iteration"],
         )
         self.history, self.best_psnr = state["history"], state["best_psnr"]
+        self.train_seconds = float(state.get("train_seconds", 0.0))
         _set_rng_state(state["rng"])
         self.last_saved_iteration = self.iteration
         self.log(
@@ -623,12 +628,16 @@ class Trainer:
             "code": code_fingerprint(),
             "history": self.history,
             "best_psnr": self.best_psnr,
+            "train_seconds": self.train_seconds,
         }
 
     def save(self, best: bool = False) -> None:
         """Write out_dir/best.pt (when best) and last.pt atomically, after checking the losses are
         finite."""
         self._check_finite()
+        now = time.perf_counter()
+        self.train_seconds += now - self._t_train
+        self._t_train = now
         if self.is_main:
             state = self.state_dict()
             # best.pt first: a kill between the two writes leaves last.pt one step behind, so the
@@ -636,6 +645,7 @@ class Trainer:
             if best:
                 save_checkpoint(state, self.out_dir / "best.pt")
             save_checkpoint(state, self.out_dir / "last.pt")
+            write_record(self)  # run.json: the run's recipe, progress, losses and scores
         self.last_saved_iteration = self.iteration
         if self.world_size > 1:
             dist.barrier()
@@ -703,6 +713,7 @@ class Trainer:
         epochs = int(self.recipe.epochs)
         self.log(self.describe())
         self._fit_start_iteration = self.iteration
+        self._t_train = time.perf_counter()
         if self.iteration >= self.total_iterations:
             self.log(f"{self.stage}: already trained ({self.iteration} iterations); nothing to do")
             return self.history

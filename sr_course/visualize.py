@@ -66,20 +66,40 @@ def default_methods(models: dict | None = None) -> dict:
     return {"LR (nearest)": "nearest", "Bicubic": "bicubic", **(models or {}), "HR": "hr"}
 
 
-def pick_zoom_region(images: list[np.ndarray], size: int) -> tuple[int, int, int]:
-    """(top, left, size) of the size x size window where the images differ most (summed std)."""
-    stack = np.stack([im.astype(np.float32).mean(axis=2) for im in images])
-    spread = stack.std(axis=0)
-    h, w = spread.shape
-    size = max(8, min(size, h, w))
-    integral = np.pad(spread, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
-    sums = (
+def _window_sums(a: np.ndarray, size: int) -> np.ndarray:
+    """Sum of a (H, W) over every size x size window: (H - size + 1, W - size + 1)."""
+    integral = np.pad(a, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
+    return (
         integral[size:, size:]
         - integral[:-size, size:]
         - integral[size:, :-size]
         + integral[:-size, :-size]
     )
-    top, left = np.unravel_index(int(np.argmax(sums)), sums.shape)
+
+
+def pick_zoom_region(
+    images: list[np.ndarray], size: int, hr: np.ndarray | None = None
+) -> tuple[int, int, int]:
+    """(top, left, size) of the size x size window to zoom into: where the HR image has detail
+    (edges, texture) and the methods differ there. Windows with less HR detail than the median
+    window are never chosen, so a flat area (sky, a dark coat) is not picked because weak models
+    add noise to it. Without hr: where the images differ most."""
+    gray = [
+        im.astype(np.float32) if im.ndim == 2 else im.astype(np.float32).mean(2) for im in images
+    ]
+    spread = np.stack(gray).std(axis=0)
+    h, w = spread.shape
+    size = max(8, min(size, h, w))
+    score = _window_sums(spread, size)
+    if hr is not None:
+        ref = hr.astype(np.float32) if hr.ndim == 2 else hr.astype(np.float32).mean(2)
+        gy, gx = np.gradient(ref[:h, :w])
+        detail = np.hypot(gx, gy)
+        # the methods' differences where HR has edges, only in windows with a fair share of them
+        score = _window_sums(spread * detail, size)
+        window_detail = _window_sums(detail, size)
+        score = np.where(window_detail >= np.median(window_detail), score, -1.0)
+    top, left = np.unravel_index(int(np.argmax(score)), score.shape)
     return int(top), int(left), size
 
 
@@ -124,7 +144,8 @@ def comparison_grid(
     tile: int | None = None,
 ):
     """Rows = images of `split`, columns = methods; each panel has a zoomed inset (the red box;
-    `zoom` = (top, left, size) in HR pixels, else where the methods differ most) and PSNR / SSIM
+    `zoom` = (top, left, size) in HR pixels, else pick_zoom_region's: HR detail where the methods
+    differ) and PSNR / SSIM
     (Y channel, border = scale) below. out: 'path/name' writes name.png (220 dpi) and name.pdf.
     Returns the matplotlib Figure."""
     from .datasets import SRDataset
@@ -159,7 +180,7 @@ def comparison_grid(
                 for img in [panels[label]]
             ]
             region = zoom or pick_zoom_region(
-                compared or list(panels.values()), max(16, min(hr.shape[:2]) // 5)
+                compared or list(panels.values()), max(16, min(hr.shape[:2]) // 5), hr=hr
             )
             for c, (label, img) in enumerate(panels.items()):
                 _panel(

@@ -147,3 +147,24 @@ def test_plot_history(tmp_path):
     }
     fig = plot_history(history, out=tmp_path / "loss")
     assert len(fig.axes) == 2 and (tmp_path / "loss.png").exists()
+
+
+def test_zoom_region_lands_on_detail_not_on_noise_in_a_flat_area():
+    """A weak model's noise in a flat dark area (the cameraman's coat) differs most from the others,
+    but the inset must show where the HR image has detail and the methods differ there."""
+    from scipy.ndimage import uniform_filter
+
+    from sr_course.visualize import pick_zoom_region
+
+    rng = np.random.default_rng(0)
+    hr = np.full((96, 96), 20.0)
+    hr[:, 48:] = 128 + 100 * np.sign(np.sin(np.arange(48) * 1.3))[None, :]  # stripes on the right
+    noisy = hr.copy()
+    noisy[:, :40] += rng.normal(0, 40, (96, 40))  # strong noise in the flat left half
+    blurred = hr.copy()
+    blurred[:, 48:] = (0.85 * hr + 0.15 * uniform_filter(hr, 5))[:, 48:]  # a little detail lost
+    images = [np.clip(im, 0, 255).astype(np.uint8) for im in (noisy, blurred)]
+    top, left, size = pick_zoom_region(images, 24)
+    assert left + size <= 48  # without the HR: the noise wins
+    top, left, size = pick_zoom_region(images, 24, hr=hr.astype(np.uint8))
+    assert size == 24 and left >= 48 - 4  # with it: the stripes, where the blur differs

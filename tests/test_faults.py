@@ -132,8 +132,9 @@ def test_a_replaced_training_image_is_decoded_again(own_root, tmp_path):
 
 def test_resume_from_into_a_folder_holding_another_run_is_refused(sample_root, tmp_path, capsys):
     common = ["--profile", "smoke", f"data_root={sample_root}", "data.val_split=None"]
-    assert _cli(capsys, "train-srresnet", "--out", tmp_path / "a", *common)[0] == 0
-    assert _cli(capsys, "train-srresnet", "--out", tmp_path / "b", *common)[0] == 0
+    for run in ("a", "b"):
+        code, _, err = _cli(capsys, "train-srresnet", "--out", tmp_path / run, *common)
+        assert code == 0, err
     b_before = (tmp_path / "b" / "last.pt").read_bytes()
     code, _, err = _cli(
         capsys,

@@ -53,8 +53,8 @@ MUTANTS = [
     ("no LeakyReLU between the dense layers", "Discriminator", "models", "return self.fc2(self.leaky_relu(self.fc1(torch.flatten(x, 1))))", "return self.fc2(self.fc1(torch.flatten(x, 1)))", "output differs"),
     ("max pooling for average pooling", "Discriminator", "models", "nn.AdaptiveAvgPool2d((6, 6))", "nn.AdaptiveMaxPool2d((6, 6))", "output differs"),
     # TruncatedVGG19
-    ("max-pool layers not counted", "TruncatedVGG19", "models", "2 * VGG19_BLOCKS[b] + 1", "2 * VGG19_BLOCKS[b]", "phi_(2,1) -> 6 (expected 7)"),
-    ("stops before the ReLU", "TruncatedVGG19", "models", "return layers_before_block + 2 * j", "return layers_before_block + 2 * j - 1", "phi_(1,1) -> 1 (expected 2)"),
+    ("max-pool layers not counted", "TruncatedVGG19", "models", "2 * VGG19_BLOCKS[b] + 1", "2 * VGG19_BLOCKS[b]", "end at convolution 3 itself, before its activation, but phi_(2,1) ends at the ReLU after convolution 3"),
+    ("stops before the ReLU", "TruncatedVGG19", "models", "return layers_before_block + 2 * j", "return layers_before_block + 2 * j - 1", "end at convolution 1 itself, before its activation, but phi_(1,1) ends at the ReLU after convolution 1"),
     # pixel_mse
     ("sum instead of mean", "pixel_mse", "losses", "return F.mse_loss(sr, hr)", 'return F.mse_loss(sr, hr, reduction="sum")', "mean of the squared differences"),
     ("L1 instead of MSE", "pixel_mse", "losses", "return F.mse_loss(sr, hr)", "return F.l1_loss(sr, hr)", "mean of the squared differences"),
@@ -145,9 +145,9 @@ SELF_CHECKED = [
     ("no Tanh at the output", "check_srresnet", "sr range"),
     ("strides on the even blocks", "check_discriminator", "d strides"),
     ("sigmoid at the output", "check_discriminator", "d logit"),
-    ("generator target 'fake'", "check_losses", "g label"),
-    ("-log(sigmoid(x)), unstable", "check_losses", "unstable"),
-    ("HR features with gradients", "check_losses", "hr grad"),
+    ("generator target 'fake'", "check_srgan_losses", "g label"),
+    ("-log(sigmoid(x)), unstable", "check_srgan_losses", "unstable"),
+    ("HR features with gradients", "check_srgan_losses", "hr grad"),
     ("D not frozen in the G update", "check_srgan_step", "gan d touched"),
     ("losses returned with their graphs", "check_srgan_step", "gan detached"),
     ("critic's hook skipped", "check_srgan_step", "gan hook"),

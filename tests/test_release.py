@@ -154,7 +154,7 @@ def test_kit_committed_to_a_branch_without_touching_the_work_tree(kit, tmp_path)
     models = subprocess.run(
         [*git, "show", "student:sr_course/models.py"], capture_output=True, text=True, check=True
     ).stdout
-    assert 'NotImplementedError("TODO: SRResNet:' in models
+    assert '"TODO: SRResNet: ' in models and "raise NotImplementedError(" in models
     assert (
         subprocess.run([*git, "status", "--porcelain"], capture_output=True, text=True).stdout == ""
     )
@@ -184,7 +184,7 @@ def test_kit_demo_names_the_todo_to_do_first_in_one_sentence(kit, tmp_path):
     assert run.stderr.strip().splitlines() == [
         "error: this command needs SRResNet, which is not implemented yet; 10 TODO(s) are still open, "
         "in course order ConvolutionalBlock, SubPixelConvolutionalBlock, ResidualBlock, SRResNet, "
-        "Discriminator, TruncatedVGG19, pixel_mse, VGGContentLoss, adversarial losses, SRGAN step: "
+        "pixel_mse, Discriminator, TruncatedVGG19, VGGContentLoss, adversarial losses, SRGAN step: "
         "start with ConvolutionalBlock in sr_course/models.py (its TODO box says what to build; "
         "python -m sr_course check tells when it is right)"
     ]
@@ -204,3 +204,123 @@ def test_kit_readme_is_the_students(kit):
     ):
         assert instructor_word not in readme
     assert not (out / "docs" / "student_README.md").exists()
+
+
+def _reference_regions() -> list:
+    return [
+        r
+        for rel in release.EDITABLE
+        for r in find_regions((release.KIT_ROOT / rel).read_text(), rel)
+    ]
+
+
+def test_release_check_finds_a_todos_job_done_elsewhere_under_other_names(tmp_path):
+    """The kit's self-check finds solution code with other names in any file: a module, a
+    notebook cell, a document's code block (the old kit's gan_variant_step and RaGAN losses)."""
+    trainer = (
+        "def variant_step(self, low, high):\n"
+        "    with self.autocast():\n"
+        "        loss_d = self.adversarial.discriminator_loss(self.D, high, fake.detach())\n"
+        "    optimizer_step(loss_d, self.opt_d, self.scaler_d)\n"
+    )
+    cell = "def g_loss(z):\n    return F.binary_cross_entropy_with_logits(z, torch.ones_like(z))\n"
+    doc = "Notes\n\n```python\nlayer = nn.Conv2d(a, b, size, stride=step, padding=size // 2)\n```\n"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("%matplotlib inline\n" + cell)])
+    texts = {
+        "sr_course/trainer.py": trainer,
+        "notebooks/extra.ipynb": nbformat.writes(nb),
+        "docs/notes.md": doc,
+    }
+    problems = release.same_job_leaks(tmp_path, _reference_regions(), texts)
+    assert [p.split(": the same code")[0] for p in problems] == [
+        "sr_course/trainer.py:3: does the job of TODO [SRGAN step]",
+        "sr_course/trainer.py:4: does the job of TODO [SRGAN step]",
+        "notebooks/extra.ipynb#cell1:3: does the job of TODO [adversarial losses]",
+        "docs/notes.md:4: does the job of TODO [ConvolutionalBlock]",
+    ]
+    assert "(sr_course/solver.py:" in problems[0] and "(sr_course/losses.py:" in problems[2]
+
+
+def test_release_check_lets_provided_code_and_small_common_lines_be(tmp_path):
+    """Code the kit gives students (srresnet_step's `with t.autocast(): sr = t.G(lr)`, a lone
+    nn.PixelShuffle in another architecture, a long skip under other layer names) is not a leak."""
+    texts = {
+        "sr_course/solver.py": (release.KIT_ROOT / "sr_course/solver.py").read_text(),
+        "sr_course/archs.py": (release.KIT_ROOT / "sr_course/archs.py").read_text(),
+    }
+    texts["sr_course/solver.py"] = release.strip_solutions(
+        texts["sr_course/solver.py"], "sr_course/solver.py"
+    )[0]
+    assert release.same_job_leaks(tmp_path, _reference_regions(), texts) == []
+
+
+def test_kit_check_command_lists_every_self_check_without_a_traceback(kit, tmp_path):
+    out, _ = kit
+    run = subprocess.run(
+        [sys.executable, "-m", "sr_course", "check"],
+        cwd=tmp_path,
+        env=release._isolated_env(out),
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 1 and run.stderr == ""
+    lines = run.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines[:-1]] == [
+        "Blocks",
+        "SRResNet",
+        "pixel_mse",
+        "Discriminator",
+        "TruncatedVGG19",
+        "SRGAN losses",
+        "SRGAN step",
+        "imresize",
+    ]
+    assert lines[0].startswith(
+        "Blocks: not yet: a building block is not implemented yet (TODO: ConvolutionalBlock: "
+    )
+    assert lines[-2] == "imresize: OK (MATLAB bicubic)"
+    assert lines[-1] == (
+        "1 of 8 self-checks pass; next: TODO ConvolutionalBlock (notebook train_srresnet.ipynb)"
+    )
+
+
+def test_kit_passes_its_own_test_suite_as_released(kit):
+    """The kit's README test command on the kit as released: green, every test that needs an
+    unfinished TODO skipped with the TODO's name, everything else (imresize, data, metrics, faults,
+    downloads) run for real. About 1.5 minutes."""
+    out, _ = kit
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs"],
+        cwd=out,
+        env=release._isolated_env(out),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    summary = run.stdout.strip().splitlines()[-1]
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert "failed" not in summary and "error" not in summary, summary
+    assert int(summary.split(" passed")[0].split()[-1]) >= 150, (
+        summary
+    )  # the infrastructure's tests
+    for reason in (
+        "notebooks/train_srresnet.ipynb:0: needs TODO [ConvolutionalBlock], not implemented yet",
+        "notebooks/train_srgan.ipynb:0: needs TODO [Discriminator], not implemented yet",
+        "an earlier cell of this notebook needs TODO [ConvolutionalBlock]",
+        "tests/test_training.py:0: needs TODO [SRResNet], not implemented yet",
+        "tests/test_models.py:0: needs TODO [TruncatedVGG19], not implemented yet",
+    ):
+        assert reason in run.stdout, reason
+
+
+def test_reference_test_run_does_not_skip_for_unfinished_todos():
+    """The skip for unfinished TODOs is the kit's alone: in the reference a stub's error fails."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("root_conftest", release.KIT_ROOT / "conftest.py")
+    conftest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(conftest)
+    assert conftest.STUDENT_KIT is False
+    assert conftest._unfinished_todo("NotImplementedError: TODO: SRResNet: build it") == "SRResNet"
+    assert conftest._unfinished_todo("needs pixel_mse, which is not implemented yet") == "pixel_mse"
+    assert conftest._unfinished_todo("TODO: something else: x") is None

@@ -398,7 +398,7 @@ def test_changed_model_code_is_noticed_on_resume_and_fresh_starts_over(
     trainer = Trainer(cfg, "srresnet", resume="auto", fresh=True, progress=False)
     assert trainer.iteration == 0
     assert (
-        f"fresh start: moved the earlier run's last.pt to {tmp_path / 'srresnet/earlier-1'}"
+        f"fresh start: moved the earlier run's last.pt, run.json to {tmp_path / 'srresnet/earlier-1'}"
         in capsys.readouterr().out
     )
     trainer.fit()
