@@ -168,7 +168,7 @@ def lpips_model(weights="imagenet", device=None) -> torch.nn.Module:
 
     Its calibrated linear layers ship with the package. The AlexNet backbone: 'imagenet'
     (torchvision's AlexNet_Weights.IMAGENET1K_V1: its cache, else its download), a path to
-    alexnet-*.pth in torchvision's key format, or None (random; tests, offline pipeline checks).
+    alexnet-*.pth in torchvision's key format, or None (random, seeded: tests, offline checks).
     """
     import re
     import warnings
@@ -176,8 +176,11 @@ def lpips_model(weights="imagenet", device=None) -> torch.nn.Module:
 
     import lpips
 
-    with warnings.catch_warnings():  # lpips still uses torchvision's deprecated `pretrained=`
+    # lpips still uses torchvision's deprecated `pretrained=`; the random backbone is seeded, so
+    # that weights=None gives the same numbers every time (and leaves the caller's RNG alone)
+    with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
         warnings.simplefilter("ignore", UserWarning)
+        torch.manual_seed(0)
         model = lpips.LPIPS(net="alex", version="0.1", pnet_rand=True, verbose=False)
     if weights is not None:
         if str(weights) != "imagenet":

@@ -64,7 +64,7 @@ def test_demo_writes_results_json_and_grid(tmp_path):
     assert set(data["sets"]) == {"Sample"}
     for method in ("bicubic", "srresnet", "srgan"):
         scores = data["sets"]["Sample"][method]
-        assert set(scores) == {"psnr", "ssim"} and all(
+        assert set(scores) == {"psnr", "ssim", "lpips"} and all(
             isinstance(v, float) for v in scores.values()
         )
     assert 20 < data["sets"]["Sample"]["bicubic"]["psnr"] < 40

@@ -50,7 +50,9 @@ def test_evaluate_bicubic_model_reproduces_the_bicubic_row(cfg, tmp_path):
     assert table["bicubic-net"]["Sample"] == table["bicubic"]["Sample"]
     assert len(result["per_image"]["Sample"]["bicubic"]) == 4
     assert 20 < table["bicubic"]["Sample"]["psnr"] < 40
-    assert (tmp_path / "results.md").read_text().startswith("| method | Sample PSNR / SSIM |")
+    assert (
+        (tmp_path / "results.md").read_text().startswith("| method | Sample PSNR / SSIM / LPIPS |")
+    )
     assert len((tmp_path / "results.csv").read_text().splitlines()) == 1 + 2 * 4
 
 

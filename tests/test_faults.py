@@ -300,7 +300,7 @@ def test_unfinished_checkpoint_files_are_removed(sample_root, tmp_path, capsys):
         (run / f".last.pt.abc{k}.tmp").write_bytes(b"x" * 1_000_000)
     (run / "notes.txt").write_text("mine")
     Trainer(_cfg(sample_root, tmp_path, data={"val_split": None}), "srresnet", progress=False).fit()
-    assert sorted(p.name for p in run.iterdir()) == [".lock", "last.pt", "notes.txt"]
+    assert sorted(p.name for p in run.iterdir()) == [".lock", "last.pt", "notes.txt", "run.json"]
     assert (
         f"removed 3 unfinished checkpoint file(s) (3.0 MB) left in {run} by interrupted saves"
         in capsys.readouterr().out

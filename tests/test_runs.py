@@ -192,7 +192,7 @@ def test_report_assembles_recipes_tables_and_figures(two_runs, tmp_path, capsys)
     assert "## SRGAN: the best run\n\n- run: `gan` (" in text
     assert "srgan.adv_weight=0.01" in text and "srgan.adv_weight 0.001 -> 0.01" in text
     table = text.split("## Test results")[1].split("## Attempts")[0]
-    assert "| method | Sample PSNR / SSIM |" in table
+    assert "| method | Sample PSNR / SSIM / LPIPS |" in table
     for row in (
         "| bicubic | ",
         "| base | ",
