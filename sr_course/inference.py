@@ -10,6 +10,8 @@ so tile seams see the same context as the untiled network up to `overlap` pixels
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import torch
 from PIL import Image
@@ -190,6 +192,13 @@ def load_generator(path, device=None) -> torch.nn.Module:
             f"{path}: generator weights do not fit the network its config describes ({str(err).splitlines()[0]})"
         ) from None
     return model.to(get_device(device) if not isinstance(device, torch.device) else device).eval()
+
+
+def as_generator(model, device) -> torch.nn.Module:
+    """A checkpoint path loaded with load_generator, or a model moved to `device`, in eval mode."""
+    if isinstance(model, (str, os.PathLike)):
+        return load_generator(model, device)
+    return model.to(device).eval()
 
 
 def interpolate_generators(psnr_ckpt, gan_ckpt, alpha: float, device=None) -> torch.nn.Module:

@@ -172,7 +172,6 @@ def lpips_model(weights="imagenet", device=None) -> torch.nn.Module:
     """
     import re
     import warnings
-    from pathlib import Path
 
     import lpips
 
@@ -183,30 +182,19 @@ def lpips_model(weights="imagenet", device=None) -> torch.nn.Module:
         torch.manual_seed(0)
         model = lpips.LPIPS(net="alex", version="0.1", pnet_rand=True, verbose=False)
     if weights is not None:
-        if str(weights) != "imagenet":
-            path = Path(weights)
-            if not path.is_file():
-                raise FileNotFoundError(
-                    f"AlexNet weights file {path} does not exist; download {ALEXNET_URL} and give its path"
-                )
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        else:
-            import torchvision
+        import torchvision
 
-            try:
-                state = torchvision.models.AlexNet_Weights.IMAGENET1K_V1.get_state_dict(
-                    progress=True
-                )
-            except (
-                Exception
-            ) as err:  # URLError, socket errors, HTTP errors: "not available offline"
-                cache = Path(torch.hub.get_dir()) / "checkpoints" / Path(ALEXNET_URL).name
-                raise RuntimeError(
-                    f"AlexNet ImageNet weights (for LPIPS) are not in torchvision's cache and could not "
-                    f"be downloaded ({type(err).__name__}). On a machine with internet, download "
-                    f"{ALEXNET_URL} and put it at {cache} (or pass lpips.weights=/path/to/"
-                    f"{Path(ALEXNET_URL).name}, or lpips.enabled=False)."
-                ) from None
+        from .utils import torchvision_state_dict
+
+        state = torchvision_state_dict(
+            weights,
+            torchvision.models.AlexNet_Weights.IMAGENET1K_V1,
+            ALEXNET_URL,
+            "AlexNet",
+            "lpips.weights",
+            purpose=" (for LPIPS)",
+            otherwise=", or lpips.enabled=False",
+        )
         # lpips keeps AlexNet's feature layers under their own indices: net.slice<k>.<index>.*
         own = model.net.state_dict()
         mapped = {k: state[f"features.{re.sub(r'^slice[0-9]+[.]', '', k)}"] for k in own}
@@ -221,16 +209,16 @@ def lpips_distance(
     """LPIPS between uint8 SR (H, W, 3) and HR (H, W[, 3]) images: the full RGB images (gray
     repeated to RGB), with the same border removed as for PSNR/SSIM, in [-1, 1] as LPIPS expects.
     Lower is more similar; identical images give 0."""
+    from .datasets import _to_tensor, as_rgb
     from .utils import convert_image
 
     device = next(model.parameters()).device
     pair = []
     for img in (sr, hr):
-        rgb = np.repeat(img[:, :, None], 3, axis=2) if img.ndim == 2 else img
+        rgb = as_rgb(img)
         if crop_border:
             rgb = rgb[crop_border:-crop_border, crop_border:-crop_border]
-        x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float().to(device)
-        pair.append(convert_image(x, "[0,255]", "[-1,1]"))
+        pair.append(convert_image(_to_tensor(rgb)[None].to(device), "[0,255]", "[-1,1]"))
     return float(model(*pair).item())
 
 
@@ -296,7 +284,7 @@ def evaluate(
 
     from .datasets import SRDataset
     from .imresize import imresize
-    from .inference import load_generator, super_resolve
+    from .inference import as_generator, super_resolve
     from .utils import atomic_write, get_device
 
     device = get_device(device) if not isinstance(device, torch.device) else device
@@ -306,18 +294,11 @@ def evaluate(
             raise ValueError(
                 "the name 'bicubic' is reserved for the bicubic row; name your model otherwise"
             )
-        nets[name] = (
-            load_generator(model, device)
-            if isinstance(model, (str, Path))
-            else model.to(device).eval()
-        )
+        nets[name] = as_generator(model, device)
     scale = int(config.scale)
     settings = config.get("lpips", {})
-    perceptual = (
-        lpips_model(settings.get("weights", "imagenet"), device)
-        if settings.get("enabled", True)
-        else None
-    )
+    lpips_weights = settings.get("weights", "imagenet")
+    perceptual = lpips_model(lpips_weights, device) if settings.get("enabled", True) else None
     per_image: dict = {}
     images: dict = {}
     table: dict = {name: {} for name in nets}
@@ -356,10 +337,8 @@ def evaluate(
     result = {"table": table, "per_image": per_image, "images": images}
     from .runs import record_test
 
-    for (
-        name,
-        model,
-    ) in models.items():  # a run's own record keeps the test scores of its checkpoints
+    # a run's own record (run.json) keeps the test scores of its checkpoints
+    for name, model in models.items():
         if isinstance(model, (str, Path)):
             record_test(model, table[name])
     markdown = format_table(table, splits)
@@ -369,7 +348,7 @@ def evaluate(
         for split, n in images.items()
         if n["scored"] < n["found"]
     ]
-    if perceptual is not None and settings.get("weights", "imagenet") is None:
+    if perceptual is not None and lpips_weights is None:
         notes.append(
             "LPIPS here uses a random AlexNet (lpips.weights=None, offline): it checks the pipeline, "
             "its numbers are not LPIPS"

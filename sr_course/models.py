@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import math  # noqa: F401 (log2 for the SRResNet TODO)
 import os
-from pathlib import Path
 
 import torch
 from torch import nn
 
-from .utils import convert_image
+from .utils import convert_image, torchvision_state_dict
 
 ACTIVATIONS = ("prelu", "leakyrelu", "tanh")
 
@@ -355,7 +354,13 @@ class TruncatedVGG19(nn.Module):
         vgg = torchvision.models.vgg19(weights=None)
         self.features = vgg.features[:n_layers]
         if weights is not None:
-            state = _load_vgg19_state_dict(weights)
+            state = torchvision_state_dict(
+                weights,
+                torchvision.models.VGG19_Weights.IMAGENET1K_V1,
+                VGG19_URL,
+                "VGG19",
+                "vgg.weights",
+            )
             wanted = {k: v for k, v in state.items() if k.startswith("features.")}
             own = {f"features.{k}": v for k, v in self.features.state_dict().items()}
             missing = sorted(set(own) - set(wanted))
@@ -377,34 +382,6 @@ class TruncatedVGG19(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(convert_image(x, "[-1,1]", "imagenet-norm"))
-
-
-def _load_vgg19_state_dict(weights) -> dict:
-    """torchvision's ImageNet VGG19 weights ('imagenet') or a local file, as a state_dict."""
-    if isinstance(weights, (str, os.PathLike)) and str(weights) != "imagenet":
-        path = Path(weights)
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"VGG19 weights file {path} does not exist; download {VGG19_URL} and give its path"
-            )
-        return torch.load(path, map_location="cpu", weights_only=True)
-    if weights != "imagenet":
-        raise ValueError(
-            f"weights must be 'imagenet', a path to vgg19-*.pth, or None; got {weights!r}"
-        )
-    import torchvision
-
-    try:
-        return torchvision.models.VGG19_Weights.IMAGENET1K_V1.get_state_dict(progress=True)
-    except (
-        Exception
-    ) as err:  # URLError, socket errors, HTTP errors: all mean "not available offline"
-        cache = Path(torch.hub.get_dir()) / "checkpoints" / Path(VGG19_URL).name
-        raise RuntimeError(
-            f"VGG19 ImageNet weights are not in torchvision's cache and could not be downloaded "
-            f"({type(err).__name__}). On a machine with internet, download {VGG19_URL} and put it at "
-            f"{cache} (or pass vgg.weights=/path/to/{Path(VGG19_URL).name})."
-        ) from None
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:

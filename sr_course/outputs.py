@@ -69,7 +69,7 @@ def save_outputs(
     """
     from .datasets import SRDataset, read_image, write_png
     from .imresize import imresize
-    from .inference import load_generator, super_resolve
+    from .inference import as_generator, super_resolve
     from .metrics import score_sr
     from .utils import atomic_write, get_device
 
@@ -100,11 +100,7 @@ def save_outputs(
                         sr = imresize(lr, scale)
                     else:
                         if name not in loaded:
-                            loaded[name] = (
-                                load_generator(model, device)
-                                if isinstance(model, (str, Path))
-                                else model.to(device).eval()
-                            )
+                            loaded[name] = as_generator(model, device)
                         sr = super_resolve(loaded[name], lr, tile=tile)
                     write_png(sr, png)
                     written += 1

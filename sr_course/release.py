@@ -283,6 +283,12 @@ def _units(tree: ast.AST):
             yield node, _names_aside(node)
 
 
+def _code_cells(notebook_text: str) -> list[tuple[int, str]]:
+    """(cell number from 1, source) of a notebook's code cells."""
+    cells = json.loads(notebook_text)["cells"]
+    return [(k, "".join(c["source"])) for k, c in enumerate(cells, 1) if c["cell_type"] == "code"]
+
+
 def _code_sources(kit: Path, texts: dict[str, str]):
     """(where, parsed code) of every piece of Python in the kit: modules, tests, notebook code cells
     (IPython magics dropped) and the python blocks of its documents."""
@@ -291,13 +297,11 @@ def _code_sources(kit: Path, texts: dict[str, str]):
         if rel.endswith(".py"):
             pieces = [(rel, 0, text)]
         elif rel.endswith(".ipynb"):
-            for k, cell in enumerate(json.loads(text)["cells"], 1):
-                if cell["cell_type"] == "code":
-                    src = "".join(cell["source"])
-                    src = "\n".join(
-                        "" if ln.lstrip().startswith(("%", "!")) else ln for ln in src.splitlines()
-                    )
-                    pieces.append((f"{rel}#cell{k}", 0, src))
+            for k, src in _code_cells(text):
+                src = "\n".join(
+                    "" if ln.lstrip().startswith(("%", "!")) else ln for ln in src.splitlines()
+                )
+                pieces.append((f"{rel}#cell{k}", 0, src))
         elif rel.endswith(".md"):
             for m in re.finditer(r"```(?:python|py)\n(.*?)```", text, re.S):
                 pieces.append((rel, text[: m.start()].count("\n") + 1, m.group(1)))
@@ -353,8 +357,7 @@ def check_release(kit: Path, regions: list[Region], root: Path = KIT_ROOT) -> No
                     )
             code = text
             if path.suffix == ".ipynb":  # the code cells' sources, not the JSON
-                cells = json.loads(text)["cells"]
-                code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+                code = "\n".join(src for _, src in _code_cells(text))
             if path.suffix in (".py", ".ipynb"):
                 for n, line in enumerate(code.splitlines(), 1):
                     if line.strip() in (BEGIN, END):

@@ -38,9 +38,9 @@ RECIPE_KEYS = {
 def best_run(root, stage: str, split: str):
     """(folder, record, scores, scored by) of the stage's run with the best PSNR on split; a run
     without scores only when none has any; None when the stage has no run."""
-    from .runs import _score, find_runs
+    from .runs import find_runs, score_on
 
-    found = [(f, r, *_score(r, split)) for f, r in find_runs(root) if r.get("stage") == stage]
+    found = [(f, r, *score_on(r, split)) for f, r in find_runs(root) if r.get("stage") == stage]
     if not found:
         return None
     return max(found, key=lambda x: (x[2] is not None, x[2]["psnr"] if x[2] else 0.0))

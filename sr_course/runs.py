@@ -136,7 +136,7 @@ def find_runs(root: str | os.PathLike) -> list[tuple[Path, dict]]:
     return found
 
 
-def _score(record: dict, split: str) -> tuple[dict | None, str]:
+def score_on(record: dict, split: str) -> tuple[dict | None, str]:
     """The run's PSNR/SSIM on split: a test of best.pt, else of last.pt, else its best validation."""
     for name in ("best.pt", "last.pt"):
         scores = record.get("test", {}).get(name, {}).get(split)
@@ -163,7 +163,7 @@ def runs_table(root: str | os.PathLike, split: str = "Set5") -> str:
 
     rows = []
     for folder, r in find_runs(root):
-        scores, source = _score(r, split)
+        scores, source = score_on(r, split)
         rows.append(
             (
                 (scores is None, -scores["psnr"] if scores else 0.0),

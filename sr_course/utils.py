@@ -199,3 +199,38 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb"):
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def torchvision_state_dict(
+    weights, enum, url: str, name: str, setting: str, purpose: str = "", otherwise: str = ""
+) -> dict:
+    """ImageNet weights of a torchvision network as a state_dict: 'imagenet' (torchvision's `enum`
+    weights: its cache, else its download) or a path to a file in torchvision's key format.
+
+    Offline without the cache: one RuntimeError naming `url`, where to put the file and the
+    `setting` that takes a path (VGG19 for the content loss, AlexNet for LPIPS).
+    """
+    file = Path(url).name
+    if isinstance(weights, (str, os.PathLike)) and str(weights) != "imagenet":
+        path = Path(weights)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{name} weights file {path} does not exist; download {url} and give its path"
+            )
+        return torch.load(path, map_location="cpu", weights_only=True)
+    if weights != "imagenet":
+        pattern = file.split("-")[0] + "-*.pth"
+        raise ValueError(
+            f"weights must be 'imagenet', a path to {pattern}, or None; got {weights!r}"
+        )
+    try:
+        return enum.get_state_dict(progress=True)
+    except (
+        Exception
+    ) as err:  # URLError, socket errors, HTTP errors: all mean "not available offline"
+        cache = Path(torch.hub.get_dir()) / "checkpoints" / file
+        raise RuntimeError(
+            f"{name} ImageNet weights{purpose} are not in torchvision's cache and could not be "
+            f"downloaded ({type(err).__name__}). On a machine with internet, download {url} and put "
+            f"it at {cache} (or pass {setting}=/path/to/{file}{otherwise})."
+        ) from None
