@@ -69,26 +69,26 @@ def _cmd_outputs(args: argparse.Namespace) -> int:
 
     cfg = _load_config(args)
     models = _named_models(args.models or [])
-    save_outputs(models, args.splits, cfg, args.out, device=cfg.device, tile=args.tile)
+    save_outputs(models, args.splits, cfg, _out(args, cfg), device=cfg.device, tile=args.tile)
     return 0
 
 
 def _cmd_rate(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
     from . import rating
 
+    cfg = _load_config(args)
+    out = _out(args, cfg)
     if args.score:
         try:
-            rating.score_study(Path(args.out) / rating.KEY, args.score, args.out)
+            rating.score_study(out / rating.KEY, args.score, out)
         except rating.RatingError as err:
             print(f"error: {err}", file=sys.stderr)
             return 1
         return 0
     page = rating.make_study(
-        _named_models(args.models or []), args.split, _load_config(args), args.out, args.images,
-        tile=args.tile,
-    )  # fmt: skip
+        _named_models(args.models or []), args.split, cfg, out, args.images, tile=args.tile
+    )
     print(f"rating page written: {page} (open it in a browser; each rater saves a JSON file)")
     return 0
 
@@ -169,7 +169,7 @@ def _split_models(args: argparse.Namespace) -> None:
 
 
 def _named_models(items: list[str]) -> dict:
-    """['srresnet=runs/srresnet/best.pt', 'runs/srgan/last.pt'] -> {name: path} (name defaults to the
+    """['srresnet=runs/course/srresnet/best.pt', 'runs/course/srgan/last.pt'] -> {name: path} (name defaults to the
     run folder's name). A name given twice is refused."""
     from pathlib import Path
 
@@ -191,12 +191,18 @@ def _named_models(items: list[str]) -> dict:
     return models
 
 
+def _out(args: argparse.Namespace, cfg) -> Path:
+    """--out, else the command's folder in the profile's runs folder (runs/<profile>/test, ...),
+    where the notebooks and `report` look for it."""
+    return Path(args.out) if args.out else Path(cfg.runs_dir) / args.default_out
+
+
 def _cmd_test(args: argparse.Namespace) -> int:
     from .metrics import evaluate
 
     cfg = _load_config(args)
     splits = args.splits or list(cfg.data.test_splits)
-    evaluate(_named_models(args.models), splits, cfg, out_dir=args.out, tile=args.tile)
+    evaluate(_named_models(args.models), splits, cfg, out_dir=_out(args, cfg), tile=args.tile)
     return 0
 
 
@@ -273,18 +279,18 @@ def _output_names(inputs: list[Path], out: Path, scale: int) -> list[Path]:
 
 
 def _cmd_grid(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
     from .visualize import comparison_grid, default_methods
 
     cfg = _load_config(args)
-    out = Path(args.out) / f"grid_{args.split}"
+    out = _out(args, cfg) / f"grid_{args.split}"
     comparison_grid(
         args.split,
         default_methods(_named_models(args.models)),
         cfg,
         out=out,
         images=args.images,
+        zoom=tuple(args.zoom) if args.zoom else None,
         tile=args.tile,
     )
     print(f"saved {out.with_suffix('.png')} and {out.with_suffix('.pdf')}")
@@ -321,9 +327,13 @@ def _add_config_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _add_model_arguments(p: argparse.ArgumentParser, models_help: str, out: str) -> None:
-    """--models NAME=CHECKPOINT ..., --out and --tile: the commands that run checkpoints on test sets."""
+    """--models NAME=CHECKPOINT ..., --out and --tile: the commands that run checkpoints on test sets.
+    `out` is the output folder's name inside the profile's runs folder (see _out)."""
     p.add_argument("--models", nargs="*", metavar="NAME=CHECKPOINT", help=models_help)
-    p.add_argument("--out", default=out, help=f"output folder (default {out})")
+    p.add_argument(
+        "--out", help=f"output folder (default <runs_dir>/{out}, e.g. runs/course/{out})"
+    )
+    p.set_defaults(default_out=out)
     p.add_argument(
         "--tile", type=_tile, help="tile size in LR pixels for big images (default: automatic)"
     )
@@ -388,12 +398,12 @@ def build_parser() -> argparse.ArgumentParser:
         "test",
         help="PSNR/SSIM of trained models on the test sets, with a bicubic row",
         description="Evaluate checkpoints under the SR papers' protocol (Y channel, 4-pixel border, 8-bit "
-        "output) on the test sets, always beside bicubic. Example:\n  python -m sr_course test --models "
-        "srresnet=runs/srresnet/best.pt srgan=runs/srgan/last.pt --splits Set5 Set14",
+        "output) on the test sets, always beside bicubic. Example:\n  python -m sr_course test --profile course --models "
+        "srresnet=runs/course/srresnet/best.pt srgan=runs/course/srgan/last.pt --splits Set5 Set14",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_config_arguments(p)
-    _add_model_arguments(p, "checkpoints to evaluate (none: bicubic only)", "runs/test")
+    _add_model_arguments(p, "checkpoints to evaluate (none: bicubic only)", "test")
     p.add_argument(
         "--splits", nargs="+", help="test sets (default: data.test_splits of the profile)"
     )
@@ -404,12 +414,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="write every test image's x4 output per model and bicubic, for human evaluation",
         description="Lossless PNGs under OUT/<model>/<split>/ and an index (index.csv/.json: image, "
         "model, PSNR, SSIM). Running again keeps what a checkpoint already made; a changed checkpoint "
-        "is written anew. Example:\n  python -m sr_course outputs --models srresnet=runs/srresnet/best.pt "
-        "srgan=runs/srgan/best.pt --splits Set5",
+        "is written anew. Example:\n  python -m sr_course outputs --profile course --models "
+        "srresnet=runs/course/srresnet/best.pt srgan=runs/course/srgan/best.pt --splits Set5",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_config_arguments(p)
-    _add_model_arguments(p, "checkpoints, one folder each", "runs/outputs")
+    _add_model_arguments(p, "checkpoints, one folder each", "outputs")
     p.add_argument("--splits", nargs="+", default=["Set5"], help="test sets (default Set5)")
     p.set_defaults(func=_cmd_outputs)
 
@@ -419,7 +429,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Reads each run's run.json: what changed from the paper's recipe, iterations, "
         "training time and the PSNR/SSIM on a test set (from `test`, else from validation).",
     )
-    p.add_argument("folder", nargs="?", default="runs", help="where the runs are (default runs)")
+    p.add_argument(
+        "folder",
+        nargs="?",
+        default="runs",
+        help="where the runs are (default runs: every profile's)",
+    )
     p.add_argument("--split", default="Set5", help="the test set to rank by (default Set5)")
     p.set_defaults(func=_cmd_runs)
 
@@ -444,13 +459,13 @@ def build_parser() -> argparse.ArgumentParser:
         "anywhere) with the images of bicubic, the models and the HR (a hidden anchor), one at a time "
         "in a random order per rater, without method names; each rater saves a JSON file. Then "
         "--score checks the files and writes the MOS per method with 95%% confidence intervals. "
-        "Example:\n  python -m sr_course rate --split Set5 --models srresnet=runs/srresnet/best.pt "
-        "srgan=runs/srgan/best.pt --out runs/rating\n  python -m sr_course rate --score "
-        "ratings/*.json --out runs/rating",
+        "Example:\n  python -m sr_course rate --profile course --split Set5 --models "
+        "srresnet=runs/course/srresnet/best.pt srgan=runs/course/srgan/best.pt\n  "
+        "python -m sr_course rate --profile course --score ratings/*.json",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_config_arguments(p)
-    _add_model_arguments(p, "checkpoints to rate beside bicubic and HR", "runs/rating")
+    _add_model_arguments(p, "checkpoints to rate beside bicubic and HR", "rating")
     p.add_argument("--split", default="Set5", help="test set (default Set5)")
     p.add_argument("--images", nargs="*", type=int, help="image indices (default: all)")
     p.add_argument(
@@ -461,7 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "super-resolve",
         help="super-resolve your own images with a checkpoint",
-        description="Example: python -m sr_course super-resolve runs/srgan/last.pt photo.png --out runs/sr",
+        description="Example: python -m sr_course super-resolve runs/course/srgan/last.pt photo.png --out runs/sr",
     )
     p.add_argument("checkpoint", help="a checkpoint written by training (last.pt / best.pt)")
     p.add_argument("images", nargs="+", help="input (low-resolution) images")
@@ -475,13 +490,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="comparison figure for a report: LR, bicubic, your models and HR with zoomed insets",
         description="Rows are the images of a test set, columns LR (nearest), Bicubic, the models and HR, with "
         "PSNR/SSIM under each panel. Writes a 220-dpi PNG and a vector PDF. Example:\n  python -m sr_course "
-        "grid --split Set5 --models SRResNet=runs/srresnet/best.pt SRGAN=runs/srgan/last.pt",
+        "grid --profile course --split Set5 --models SRResNet=runs/course/srresnet/best.pt "
+        "SRGAN=runs/course/srgan/last.pt",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_config_arguments(p)
     p.add_argument("--split", default="Set5", help="test set (default Set5)")
-    _add_model_arguments(p, "checkpoints, one column each", "runs/figures")
+    _add_model_arguments(p, "checkpoints, one column each", "figures")
     p.add_argument("--images", nargs="*", type=int, help="image indices (default: all)")
+    p.add_argument(
+        "--zoom",
+        nargs=3,
+        type=int,
+        metavar=("TOP", "LEFT", "SIZE"),
+        help="a fixed inset, in HR pixels, for every image shown (default: chosen where the HR "
+        "image has detail and the methods differ)",
+    )
     p.set_defaults(func=_cmd_grid)
 
     p = sub.add_parser(
@@ -506,7 +530,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--profile",
         default="demo",
-        help="profile to run them on (default demo: models that learn, about 5 min on a CPU)",
+        help="profile to run them on (default demo: models that learn, about 3 min on 2 CPU cores)",
     )
     p.set_defaults(func=_cmd_execute_notebooks)
 

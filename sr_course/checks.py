@@ -55,7 +55,23 @@ def _expect(condition: bool, message: str) -> None:
 
 
 def _not_implemented(what: str, err: NotImplementedError) -> CheckFailed:
-    return CheckFailed(f"{what} is not implemented yet ({err}); fill in its TODO in sr_course/")
+    return CheckFailed(
+        f"{what} is not implemented yet ({err}); fill in its TODO box in {_todo_file(err)}"
+    )
+
+
+def _todo_file(err: NotImplementedError) -> str:
+    """The student file whose TODO box a stub's message ("TODO: <name>: ...") names."""
+    from pathlib import Path
+
+    from .trainer import STUDENT_FILES
+
+    name = str(err).removeprefix("TODO: ").split(":")[0]
+    here = Path(__file__).parent
+    for file in STUDENT_FILES:
+        if f"# TODO [{name}]:" in (here / file).read_text(encoding="utf-8"):
+            return f"sr_course/{file}"
+    return "sr_course/"
 
 
 def check_blocks() -> None:

@@ -9,7 +9,9 @@
 
 The `G` and `D` sub-dicts spread into the constructors: `SRResNet(**config.G)`, `Discriminator(**config.D)`.
 Pick the profile by argument, else by the `SR_PROFILE` environment variable, else `paper`.
-`SR_DATA_ROOT` and `SR_RUNS_DIR`, when set, replace the default data and run folders.
+Runs go to runs/<profile>/ (runs/course/srresnet/best.pt, runs/course/test/, runs/course/report/),
+from the notebooks and from the command line alike. `SR_DATA_ROOT` and `SR_RUNS_DIR`, when set,
+replace the default data and run folders (a runs_dir given that way is used as it is).
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ _BASE = {
     "seed": 0,
     "device": "auto",  # 'auto' picks cuda, then mps, then cpu
     "data_root": "data",  # where data_prep/download.py puts DIV2K and the benchmark sets
-    "runs_dir": "runs",  # checkpoints, logs and figures go to <runs_dir>/<run name>/
+    # Checkpoints, logs and figures go to <runs_dir>/<run name>/; unless set, runs_dir is
+    # runs/<profile>, so the notebooks and the command line share one folder per profile.
+    "runs_dir": "runs",
     "scale": 4,
     "G": {
         "large_kernel_size": 9,
@@ -247,6 +251,7 @@ def load_config(profile: str | None = None, **overrides) -> EasyDict:
         raise ValueError(f"unknown profile {profile!r}; choose one of: {', '.join(PROFILES)}")
     cfg = _merge(_BASE, _PROFILE_CHANGES[profile])
     cfg["profile"] = profile
+    cfg["runs_dir"] = f"{cfg['runs_dir']}/{profile}"
     # Folders from the environment (notebooks, graders and CI point them elsewhere); overrides win.
     for key, var in (("data_root", "SR_DATA_ROOT"), ("runs_dir", "SR_RUNS_DIR")):
         if os.environ.get(var):

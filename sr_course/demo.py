@@ -4,12 +4,17 @@
     2. train SRResNet (demo profile: about 1,500 iterations)
     3. train SRGAN from it, briefly (the paper's recipe: generator initialised from SRResNet)
     4. evaluate on the Sample test split beside bicubic (MATLAB protocol)
-    5. draw the comparison grid
+    5. draw the comparison grid and keep every test image's x4 output for human evaluation
+    6. write the report a student would hand in (sr_course/report.py)
 
 Writes <out>/results.json:
-    {"sets": {"Sample": {"bicubic": {"psnr": .., "ssim": ..}, "srresnet": {..}, "srgan": {..}}}, "seconds": ..}
-and <out>/grid.png (+ grid.pdf), with checkpoints in <out>/srresnet and <out>/srgan. Re-running
-resumes (or reuses) the trained models; --fresh starts over.
+    {"sets": {"Sample": {"bicubic": {"psnr": .., "ssim": .., "lpips": ..}, "srresnet": {..},
+              "srgan": {..}}}, "seconds": ..}
+and <out>/grid.png (+ grid.pdf), with checkpoints (and run.json) in <out>/srresnet and <out>/srgan,
+the evaluation's tables in <out>/test, the outputs in <out>/outputs and the report in <out>/report:
+<out> is laid out like a profile's runs folder (`python -m sr_course runs <out>` and
+`report --runs <out>` read it). Re-running resumes (or reuses) the trained models; --fresh starts
+over.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from pathlib import Path
 
 from .config import load_config
 from .metrics import evaluate
+from .outputs import save_outputs
+from .report import write_report
 from .sample import build_sample
 from .trainer import Trainer
 from .utils import atomic_write
@@ -73,18 +80,23 @@ def run_demo(
     gan.fit()
 
     print("== 4. evaluation (Y channel, 4-pixel border, 8-bit output) beside bicubic")
-    models = {"srresnet": trainer.G_raw.eval(), "srgan": gan.G_raw.eval()}
+    # The checkpoints, not the networks in memory: their scores then go into each run's run.json.
+    models = {"srresnet": srresnet_ckpt, "srgan": gan.out_dir / "last.pt"}
     splits = list(cfg.data.test_splits)
-    result = evaluate(models, splits, cfg, out_dir=out)
+    result = evaluate(models, splits, cfg, out_dir=out / "test")
     sets = {
         split: {name: result["table"][name][split] for name in ("bicubic", *models)}
         for split in splits
     }
 
-    print("== 5. comparison grid")
+    print("== 5. comparison grid, and the outputs for human evaluation")
     methods = default_methods({"SRResNet": models["srresnet"], "SRGAN": models["srgan"]})
     png, pdf = out / "grid.png", out / "grid.pdf"
     comparison_grid(splits[0], methods, cfg, out=out / "grid")
+    save_outputs(models, splits, cfg, out / "outputs", verbose=False)
+
+    print("== 6. report")
+    report = write_report(cfg)
 
     seconds = time.perf_counter() - start
     results = {"sets": sets, "seconds": round(seconds, 1)}
@@ -95,5 +107,5 @@ def run_demo(
         print(
             f"{split}: SRResNet {rows['srresnet']['psnr']:.2f} dB vs bicubic {rows['bicubic']['psnr']:.2f} dB ({gain:+.2f} dB)"
         )
-    print(f"demo done in {seconds:.0f} s: {out / 'results.json'}, {png}, {pdf}")
+    print(f"demo done in {seconds:.0f} s: {out / 'results.json'}, {png}, {pdf}, {report}")
     return results

@@ -271,7 +271,8 @@ def evaluate(
     splits: test split names (Set5, Set14, B100, Urban100, DIV2K_valid, Sample, ...).
     The 'bicubic' row is our MATLAB-exact imresize x scale of the LR. Returns
         {"table": {method: {split: {"psnr", "ssim"}}}, "per_image": {split: {method: [{name, psnr, ssim}]}}}
-    and "images": {split: {"scored", "found"}}; with out_dir, writes results.csv (per image),
+    "images": {split: {"scored", "found"}} and "notes" (what a reader of the table must know: skipped
+    images, a random LPIPS backbone); with out_dir, writes results.csv (per image),
     results.md (the table, with a note for each split whose data list skipped images) and
     results.json, each atomically. Warns when a model scores far below bicubic (the classic
     input/output range mismatch).
@@ -334,7 +335,6 @@ def evaluate(
                     "[-1, 1]; convert with sr_course.utils.convert_image, the same way in both.",
                     stacklevel=2,
                 )
-    result = {"table": table, "per_image": per_image, "images": images}
     from .runs import record_test
 
     # a run's own record (run.json) keeps the test scores of its checkpoints
@@ -355,6 +355,7 @@ def evaluate(
         )
     if notes:
         markdown += "\n\n" + "\n".join(f"Note: {n}." for n in notes)
+    result = {"table": table, "per_image": per_image, "images": images, "notes": notes}
     if verbose:
         print(markdown)
     if out_dir is not None:

@@ -12,7 +12,7 @@ what to build.
 
 from __future__ import annotations
 
-import math  # noqa: F401 (log2 for the SRResNet TODO)
+import math  # noqa: F401 (at hand for your TODOs; unused while they are stubs)
 import os
 
 import torch

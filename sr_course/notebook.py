@@ -12,12 +12,12 @@ KIT_ROOT = Path(__file__).resolve().parents[1]
 
 def setup(profile: str | None = None, **overrides):
     """The config cell: load the profile, resolve relative folders against the kit's root (kernels
-    run inside notebooks/), put runs under runs/<profile>, and print what will be used and written."""
+    run inside notebooks/; runs go to runs/<profile>, the command line's folder too), and print
+    what will be used and written."""
     cfg = load_config(profile, **overrides)
-    if not Path(cfg.data_root).is_absolute():
-        cfg.data_root = str(KIT_ROOT / cfg.data_root)
-    if not Path(cfg.runs_dir).is_absolute():
-        cfg.runs_dir = str(KIT_ROOT / cfg.runs_dir / cfg.profile)
+    for key in ("data_root", "runs_dir"):
+        if not Path(cfg[key]).is_absolute():
+            cfg[key] = str(KIT_ROOT / cfg[key])
     device = get_device(None if cfg.device == "auto" else cfg.device)
     cfg.device = str(device)
     print(
@@ -63,7 +63,7 @@ def execute_notebooks(names=None, profile: str = "demo", timeout: int = 900) -> 
     `nbstripout --keep-output --keep-count` does. The committed notebooks are made with this:
         python -m sr_course execute-notebooks
     on the demo profile, whose models really learn, so every figure shows a real result (about
-    5 minutes on a 2-core CPU). nbval still runs the smoke profile and compares only the
+    3 minutes on a 2-core CPU). nbval still runs the smoke profile and compares only the
     profile-independent self-check lines.
     """
     import os

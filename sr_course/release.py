@@ -340,6 +340,58 @@ def same_job_leaks(kit: Path, regions: list[Region], texts: dict[str, str]) -> l
     return problems
 
 
+# The TruncatedVGG19 TODO's answer is a number, not code: the layer count of phi_(i,j). Its box gives
+# phi_(1,1) as a worked example; every other count, stated next to VGG19's layers, is the answer.
+WORKED_EXAMPLES = {(1, 1)}
+
+
+def _vgg_answers() -> set[int]:
+    from .models import VGG19_BLOCKS, vgg19_truncation_index
+
+    return {
+        vgg19_truncation_index(i, j)
+        for i, n in VGG19_BLOCKS.items()
+        for j in range(1, n + 1)
+        if (i, j) not in WORKED_EXAMPLES
+    }
+
+
+def _about_vgg_layers(node: ast.AST) -> bool:
+    """Whether an expression reads VGG19's layer list (`.features`) or the truncation index."""
+    names = ("features", "vgg19_truncation_index")
+    return any(
+        (isinstance(n, ast.Attribute) and n.attr in names)
+        or (isinstance(n, ast.Name) and n.id == names[1])
+        for n in ast.walk(node)
+    )
+
+
+def stated_answers(kit: Path, texts: dict[str, str]) -> list[str]:
+    """Places in the kit's Python that state the TruncatedVGG19 TODO's answer: a layer count of
+    phi_(i,j) compared with, or slicing, VGG19's `features` or vgg19_truncation_index
+    (`vgg19_truncation_index(5, 4) == 36`, `vgg.features[:36]`, `len(vgg.features) == 36`)."""
+    answers = _vgg_answers()
+    problems = []
+    for where, offset, tree in _code_sources(kit, texts):
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Compare):
+                parts = [node.left, *node.comparators]
+            elif isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Slice):
+                parts = [node.value, node.slice.lower, node.slice.upper]
+            else:
+                continue
+            numbers = {
+                p.value for p in parts if isinstance(p, ast.Constant) and type(p.value) is int
+            }
+            stated = numbers & answers
+            if stated and any(_about_vgg_layers(p) for p in parts if p is not None):
+                problems.append(
+                    f"{where}:{offset + node.lineno}: states the answer of TODO [TruncatedVGG19] "
+                    f"(a phi_(i,j) layer count, {min(stated)}): {ast.unparse(node)[:60]}"
+                )
+    return problems
+
+
 def check_release(kit: Path, regions: list[Region], root: Path = KIT_ROOT) -> None:
     """The kit's self-check; raises ReleaseError naming what is wrong."""
     problems = []
@@ -378,6 +430,7 @@ def check_release(kit: Path, regions: list[Region], root: Path = KIT_ROOT) -> No
                         f"{rel}: holds a line of the solution of TODO [{r.todo_id}] ({r.path}:{r.begin}): {code[:60]}"
                     )
     problems += same_job_leaks(kit, regions, texts)
+    problems += stated_answers(kit, texts)
     for rel in INSTRUCTOR_ONLY:
         if (kit / rel).exists():
             problems.append(f"{rel}: instructor-only file in the kit")

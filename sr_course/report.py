@@ -4,10 +4,12 @@
                                  the paper, the attempts table, and the figures below, linked
     <out>/losses_<run>.png/.pdf  loss curves (and validation PSNR) of the two best runs
     <out>/grid_<split>.png/.pdf  the comparison figure of the test set (Set5 by default)
+    <out>/mos_distribution.*     the rating study's score distribution, when one was scored
 
 Sources: the runs' run.json records (sr_course/runs.py), the test results of `test` / test.ipynb
-(<runs_dir>/test/results.json) and the checkpoints. Whatever is missing (no SRGAN run yet, a test set
-not downloaded, no test results) is said in the report, not raised.
+(<runs_dir>/test/results.json), the outputs kept for human evaluation (<runs_dir>/outputs), a
+scored rating study (<runs_dir>/rating) and the checkpoints. Whatever is missing (no SRGAN run yet,
+a test set not downloaded, no test results, no outputs kept) is said in the report, not raised.
 """
 
 from __future__ import annotations
@@ -71,16 +73,22 @@ def _recipe(folder: Path, record: dict, scores, source: str, split: str) -> list
 
 
 def _test_table(results: dict) -> list[str]:
-    """The test results beside bicubic and the paper's rows, over the five sets (missing: -)."""
+    """The test results beside bicubic and the paper's rows, over the five sets (missing: -), with
+    the evaluation's notes (skipped images, a random LPIPS backbone)."""
     from .metrics import format_table
 
     table = dict(results["table"])
-    for name, scores in PAPER.items():
-        table[name] = {s: {"psnr": p, "ssim": q} for s, (p, q) in scores.items()}
     splits = [s for s in FIVE_SETS if s in results["per_image"]] or list(results["per_image"])
     extra = [s for s in results["per_image"] if s not in splits]
     splits += extra
+    for name, scores in PAPER.items():
+        if any(s in scores for s in splits):
+            table[name] = {s: {"psnr": p, "ssim": q} for s, (p, q) in scores.items()}
     lines = format_table(table, splits).splitlines()
+    if not any(name in table for name in PAPER):
+        lines += ["", "The paper's rows (Table 2) are for Set5, Set14 and B100, not tested here."]
+    for note in results.get("notes", []):
+        lines += ["", f"Note: {note}."]
     missing = [s for s in FIVE_SETS if s not in results["per_image"]]
     if missing:
         lines += [
@@ -89,6 +97,29 @@ def _test_table(results: dict) -> list[str]:
             "`python data_prep/download.py` and test again).",
         ]
     return lines
+
+
+_OUTPUTS_HINT = (
+    "`python -m sr_course outputs --models srresnet=... srgan=... --splits Set5` (or the "
+    "super_resolution notebook) keeps them."
+)
+_RATING_HINT = (
+    "`python -m sr_course rate --split Set5 --models srresnet=... srgan=...` writes a blind rating "
+    "page; `rate --score ratings/*.json` turns the raters' files into the MOS per method."
+)
+
+
+def _outputs_of(index: Path, split: str) -> str:
+    """'5 images x 3 methods (bicubic, srresnet, srgan)' of split in an outputs index, or ''."""
+    import csv
+
+    with open(index, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["split"] == split]
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    images = {r["image"] for r in rows}
+    if not rows:
+        return ""
+    return f"{len(images)} images x {len(methods)} methods ({', '.join(methods)})"
 
 
 def write_report(
@@ -148,16 +179,30 @@ def write_report(
         ]
         missing.append("test results")
     md += ["## Attempts", "", runs_table(runs, split), ""]
+    md += ["## Human evaluation", ""]
+    index = runs / "outputs" / "index.csv"  # `outputs` / super_resolution.ipynb (outputs.py)
+    kept = _outputs_of(index, split) if index.exists() else ""
+    if kept:
+        md += [
+            f"The x4 output of every {split} image, per method, for rating by eye: "
+            f"`{index.parent}` ({kept}; the scores of each image in `index.csv`).",
+            "",
+        ]
+    else:
+        md += [f"No {split} outputs kept yet for human evaluation: {_OUTPUTS_HINT}", ""]
+        missing.append(f"the {split} outputs for human evaluation")
     mos = runs / "rating" / "mos.md"
     if mos.exists():  # a blind rating study scored with `rate --score` (sr_course/rating.py)
         import shutil
 
-        md += ["## Human evaluation (mean opinion score, 1-5)", "", mos.read_text().strip(), ""]
+        md += ["### Mean opinion score (1-5)", "", mos.read_text().strip(), ""]
         for suffix in (".png", ".pdf"):
             shutil.copy2(
                 mos.with_name("mos_distribution" + suffix), out / ("mos_distribution" + suffix)
             )
         md += ["![score distribution](mos_distribution.png)", ""]
+    else:
+        md += [f"No rating study scored yet (optional): {_RATING_HINT}", ""]
     md += [f"## {split}: comparison", ""]
     try:
         plt.close(

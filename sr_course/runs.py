@@ -21,12 +21,13 @@ import time
 from pathlib import Path
 
 RECORD = "run.json"
-# Settings that say where, how fast or how it is watched, not what was trained: never listed.
+# Settings that say where, how fast or how it is watched or scored, not what was trained: never
+# listed (srgan.mode says whether the generator started from an SRResNet; the path is a where).
 NOT_RECIPE = (
     "profile", "device", "data_root", "runs_dir", "data.num_workers", "data.cache_dir",
     "data.test_splits", "data.val_split", "data.val_images", "train.amp", "train.channels_last",
     "train.compile", "train.checkpoint_every", "train.log_every", "train.sync_bn",
-    "train.deterministic",
+    "train.deterministic", "lpips.", "srgan.srresnet_checkpoint",
 )  # fmt: skip
 # Sections that do not shape a stage's result (the other stage's settings).
 OTHER_STAGE = {"srresnet": ("srgan.", "D."), "srgan": ("srresnet.",)}

@@ -158,6 +158,20 @@ def comparison_grid(
         raise ValueError(f"images {bad}: {split} has {len(ds)} images, numbered 0 to {len(ds) - 1}")
     scale = int(config.scale)
     rows = [_method_images(ds, i, methods, scale, tile) for i in images]
+    if zoom is not None:
+        top, left, size = zoom
+        for i, (_, hr) in zip(images, rows):
+            if (
+                top < 0
+                or left < 0
+                or size < 1
+                or top + size > hr.shape[0]
+                or left + size > hr.shape[1]
+            ):
+                raise ValueError(
+                    f"zoom region (top {top}, left {left}, size {size}) does not fit image {i} of "
+                    f"{split} ({ds.name(i)}, {hr.shape[1]}x{hr.shape[0]} HR pixels): choose one inside it"
+                )
     aspects = [hr.shape[0] / hr.shape[1] for _, hr in rows]
     with plt.rc_context(STYLE):
         fig, axes = plt.subplots(

@@ -72,6 +72,19 @@ def test_demo_writes_results_json_and_grid(tmp_path):
 
     assert min(Image.open(out / "grid.png").size) > 500
     assert "SRResNet" in result.stdout and "vs bicubic" in result.stdout
+    # laid out like a profile's runs folder: the runs record their test scores, the outputs for
+    # human evaluation are kept, and the report is written
+    for stage in ("srresnet", "srgan"):
+        record = json.loads((out / stage / "run.json").read_text())
+        assert record["test"]["last.pt"]["Sample"]["psnr"] == pytest.approx(
+            data["sets"]["Sample"][stage]["psnr"]
+        )
+    assert json.loads((out / "test" / "results.json").read_text())["table"]["srgan"]["Sample"][
+        "psnr"
+    ] == pytest.approx(data["sets"]["Sample"]["srgan"]["psnr"])
+    assert len(list((out / "outputs").glob("*/Sample/*.png"))) == 3 * 4
+    report = (out / "report" / "report.md").read_text()
+    assert "## SRResNet: the best run" in report and "## Missing" not in report
     # A second run reuses the trained models instead of training again.
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and "already trained" in again.stdout

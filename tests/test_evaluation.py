@@ -142,6 +142,30 @@ def test_grid_png_and_pdf_with_every_panel(cfg, tmp_path):
     assert [ax.get_title() for ax in main[:4]] == ["LR (nearest)", "Bicubic", "Net", "HR"]
 
 
+def test_grid_takes_a_fixed_zoom_region_and_refuses_one_outside_the_image(cfg, tmp_path, capsys):
+    from matplotlib.patches import Rectangle
+
+    from sr_course.__main__ import main
+
+    fig = comparison_grid("Sample", default_methods({}), cfg, images=[0], zoom=(10, 20, 30))
+    boxes = [p for ax in fig.axes for p in ax.patches if isinstance(p, Rectangle)]
+    assert len(boxes) == 3 and all(
+        (b.get_x(), b.get_y(), b.get_width()) == (19.5, 9.5, 30) for b in boxes
+    )
+    args = ["grid", "--profile", "smoke", f"data_root={cfg.data_root}", "--split", "Sample"]
+    args += ["--out", str(tmp_path), "--images", "0"]
+    assert main([*args, "--zoom", "10", "20", "30"]) == 0
+    assert (tmp_path / "grid_Sample.png").is_file() and (tmp_path / "grid_Sample.pdf").is_file()
+    capsys.readouterr()
+    assert main([*args, "--zoom", "0", "0", "5000"]) == 1
+    err = capsys.readouterr().err
+    assert re.fullmatch(
+        r"error: zoom region \(top 0, left 0, size 5000\) does not fit image 0 of Sample \(\w+, "
+        r"\d+x\d+ HR pixels\): choose one inside it\n",
+        err,
+    ), err
+
+
 def test_plot_history(tmp_path):
     history = {
         "train": [{"iteration": i, "epoch": 0, "lr": 1e-4, "loss": 1 / i} for i in range(1, 6)],

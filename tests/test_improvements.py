@@ -82,7 +82,8 @@ def test_vgg_before_activation_keeps_the_convolution_output():
         TruncatedVGG19(5, 4, weights=None),
         TruncatedVGG19(5, 4, weights=None, before_activation=True),
     )
-    assert len(after.features) == 36 and len(before.features) == 35
+    assert len(before.features) == len(after.features) - 1
+    assert isinstance(after.features[-1], torch.nn.ReLU)
     assert isinstance(before.features[-1], torch.nn.Conv2d)
 
 

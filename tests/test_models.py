@@ -3,6 +3,7 @@ import torch
 import torchvision
 
 from sr_course.models import (
+    VGG19_BLOCKS,
     ConvolutionalBlock,
     Discriminator,
     Generator,
@@ -63,16 +64,19 @@ def test_generator_is_srresnet_with_same_keys():
 
 
 def test_vgg_truncation_indices():
-    assert vgg19_truncation_index(5, 4) == 36
-    assert vgg19_truncation_index(2, 2) == 9
+    """Every phi_(i,j) ends at the ReLU after convolution j of block i of torchvision's layer list
+    (the values themselves are the TODO's answer: the kit states only the box's worked example;
+    tests/test_self_checks.py, instructor-only, holds them)."""
     assert vgg19_truncation_index(1, 1) == 2
     features = torchvision.models.vgg19().features
-    for i, n in {1: 2, 2: 2, 3: 4, 4: 4, 5: 4}.items():
+    for i, n in VGG19_BLOCKS.items():
         for j in range(1, n + 1):
             k = vgg19_truncation_index(i, j)
             assert isinstance(features[k - 1], torch.nn.ReLU)
             assert isinstance(features[k - 2], torch.nn.Conv2d)
             assert sum(isinstance(m, torch.nn.MaxPool2d) for m in features[:k]) == i - 1
+            convs = sum(isinstance(m, torch.nn.Conv2d) for m in features[:k])
+            assert convs == sum(VGG19_BLOCKS[b] for b in range(1, i)) + j
 
 
 @pytest.mark.parametrize("i, j", [(0, 1), (6, 1), (1, 3), (2, 3), (5, 5)])
@@ -91,6 +95,7 @@ def test_vgg_loads_every_weight_from_a_local_file(tmp_path):
     path = tmp_path / "vgg19-test.pth"
     torch.save(reference.state_dict(), path)
     vgg = TruncatedVGG19(5, 4, weights=path)
+    assert len(vgg.features) == vgg19_truncation_index(5, 4)
     assert not any(p.requires_grad for p in vgg.parameters())
     assert not vgg.training
     vgg.train()
@@ -100,7 +105,7 @@ def test_vgg_loads_every_weight_from_a_local_file(tmp_path):
     std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
     reference.eval()
     with torch.no_grad():
-        expected = reference.features[:36](((x + 1) / 2 - mean) / std)
+        expected = reference.features[: len(vgg.features)](((x + 1) / 2 - mean) / std)
         assert torch.allclose(vgg(x), expected, atol=1e-5)
 
 

@@ -243,6 +243,7 @@ def test_report_includes_the_scored_study(study, sample_root, tmp_path):
     score_study(page.parent / KEY, files, runs / "rating")
     cfg = load_config("smoke", data_root=str(sample_root), runs_dir=str(runs))
     text = write_report(cfg, verbose=False).read_text()
-    assert "## Human evaluation (mean opinion score, 1-5)\n\nMOS of 1 rater on Sample" in text
+    assert "### Mean opinion score (1-5)\n\nMOS of 1 rater on Sample" in text
+    assert "No rating study scored yet" not in text
     assert "| HR | 5.00 | ±0.00 | 2 | 5.00-5.00 |" in text
     assert (runs / "report" / "mos_distribution.png").is_file()

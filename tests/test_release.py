@@ -241,6 +241,29 @@ def test_release_check_finds_a_todos_job_done_elsewhere_under_other_names(tmp_pa
     assert "(sr_course/solver.py:" in problems[0] and "(sr_course/losses.py:" in problems[2]
 
 
+def test_release_check_finds_the_vgg_answer_stated_anywhere(tmp_path):
+    """The TruncatedVGG19 TODO's answer is a number: a phi_(i,j) layer count stated next to VGG19's
+    layers is refused (the box's worked example, phi_(1,1) = 2, and other numbers are not)."""
+    test = (
+        "def test_vgg():\n"
+        "    assert vgg19_truncation_index(5, 4) == 36\n"
+        "    assert vgg19_truncation_index(1, 1) == 2\n"
+        "    assert len(d.features) == 8 and trainer.total_iterations == 36\n"
+    )
+    cell = "expected = reference.features[:36](x)\nfirst = reference.features[:2](x)\n"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell)])
+    doc = "```python\nassert len(vgg.features) == 9\n```\n"
+    texts = {"tests/t.py": test, "notebooks/n.ipynb": nbformat.writes(nb), "docs/d.md": doc}
+    assert release.stated_answers(tmp_path, texts) == [
+        "tests/t.py:2: states the answer of TODO [TruncatedVGG19] (a phi_(i,j) layer count, 36): "
+        "vgg19_truncation_index(5, 4) == 36",
+        "notebooks/n.ipynb#cell1:1: states the answer of TODO [TruncatedVGG19] (a phi_(i,j) layer "
+        "count, 36): reference.features[:36]",
+        "docs/d.md:2: states the answer of TODO [TruncatedVGG19] (a phi_(i,j) layer count, 9): "
+        "len(vgg.features) == 9",
+    ]
+
+
 def test_release_check_lets_provided_code_and_small_common_lines_be(tmp_path):
     """Code the kit gives students (srresnet_step's `with t.autocast(): sr = t.G(lr)`, a lone
     nn.PixelShuffle in another architecture, a long skip under other layer names) is not a leak."""

@@ -193,16 +193,31 @@ def test_report_assembles_recipes_tables_and_figures(two_runs, tmp_path, capsys)
     assert "srgan.adv_weight=0.01" in text and "srgan.adv_weight 0.001 -> 0.01" in text
     table = text.split("## Test results")[1].split("## Attempts")[0]
     assert "| method | Sample PSNR / SSIM / LPIPS |" in table
-    for row in (
-        "| bicubic | ",
-        "| base | ",
-        "| gan | ",
-        "| SRResNet (paper) | - |",
-        "| SRGAN (paper) | - |",
-    ):
+    for row in ("| bicubic | ", "| base | ", "| gan | "):
         assert row in table
+    # no empty paper rows: the paper has no Sample column; the random LPIPS backbone is said
+    assert "(paper)" not in table
+    assert "The paper's rows (Table 2) are for Set5, Set14 and B100, not tested here." in table
+    assert "Note: LPIPS here uses a random AlexNet (lpips.weights=None, offline)" in table
     assert "Not tested: Set5, Set14, B100, Urban100, DIV2K_valid" in table
     assert runs_table(runs, "Sample") in text
+    # the evaluation settings are not part of a recipe
+    assert "lpips" not in text.split("## Test results")[0]
+    assert "srgan.srresnet_checkpoint" not in text
+    human = text.split("## Human evaluation")[1].split("## Sample: comparison")[0]
+    assert "No Sample outputs kept yet for human evaluation: `python -m sr_course outputs" in human
+    assert "No rating study scored yet (optional)" in human
+    assert text.endswith(
+        "## Missing\n\nNot yet in this report: the Sample outputs for human evaluation.\n"
+    )
+    save_outputs(
+        {"base": runs / "base" / "best.pt"}, ["Sample"], cfg, runs / "outputs", verbose=False
+    )
+    text = write_report(gan_cfg, out_dir=tmp_path / "report", verbose=False).read_text()
+    assert (
+        f"The x4 output of every Sample image, per method, for rating by eye: `{runs / 'outputs'}` "
+        "(4 images x 2 methods (bicubic, base); the scores of each image in `index.csv`)."
+    ) in text
     assert "## Missing" not in text
     files = sorted(p.name for p in (tmp_path / "report").iterdir())
     assert files == [
@@ -230,6 +245,7 @@ def test_report_without_runs_or_results_says_what_is_missing(sample_root, tmp_pa
     assert f"No SRResNet run under `{tmp_path / 'runs'}` yet" in text
     assert f"No test results at `{tmp_path / 'runs' / 'test' / 'results.json'}`" in text
     assert text.endswith(
-        "## Missing\n\nNot yet in this report: an SRResNet run; an SRGAN run; test results.\n"
+        "## Missing\n\nNot yet in this report: an SRResNet run; an SRGAN run; test results; the "
+        "Sample outputs for human evaluation.\n"
     )
     assert (tmp_path / "runs" / "report" / "grid_Sample.png").exists()  # bicubic and HR still shown

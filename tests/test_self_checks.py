@@ -61,3 +61,20 @@ class _leave_frozen:
 
     def __exit__(self, *exc):
         return False
+
+
+def test_vgg_truncation_index_values_and_a_miscount_fails_its_check(monkeypatch):
+    """The TODO's answers (kept out of the kit: tests/test_models.py states only the worked
+    example), and a count that stops at the convolution, before its ReLU."""
+    assert models.vgg19_truncation_index(5, 4) == 36  # the paper's phi_(5,4)
+    assert models.vgg19_truncation_index(2, 2) == 9
+    assert models.vgg19_truncation_index(3, 1) == 12
+    monkeypatch.setattr(
+        models, "vgg19_truncation_index", lambda i, j: 35 if (i, j) == (5, 4) else 2
+    )
+    with pytest.raises(CheckFailed) as err:
+        checks.check_vgg()
+    assert str(err.value).startswith(
+        "vgg19_truncation_index(2, 2) = 2: the first 2 layers of vgg19().features end at the ReLU "
+        "after convolution 1, but phi_(2,2) ends at the ReLU after convolution 4"
+    )

@@ -110,6 +110,24 @@ def test_profile_from_environment(monkeypatch):
     assert load_config("smoke").profile == "smoke"
 
 
+def test_runs_go_to_one_folder_per_profile_from_notebooks_and_the_command_line(monkeypatch):
+    """A run trained from a shell (nohup ... train-srresnet --profile course) is the one the
+    notebooks of that profile find, and the other way round."""
+    from sr_course.__main__ import _out, build_parser
+    from sr_course.notebook import KIT_ROOT, setup
+
+    monkeypatch.delenv("SR_RUNS_DIR", raising=False)
+    assert load_config("course").runs_dir == "runs/course"
+    assert load_config("smoke", runs_dir="elsewhere").runs_dir == "elsewhere"  # as given
+    assert setup("course").runs_dir == str(KIT_ROOT / "runs" / "course")
+    args = build_parser().parse_args(["test", "--profile", "course"])
+    assert _out(args, load_config("course")).as_posix() == "runs/course/test"
+    args = build_parser().parse_args(["outputs", "--out", "mine"])
+    assert _out(args, load_config("course")).as_posix() == "mine"
+    monkeypatch.setenv("SR_RUNS_DIR", "/somewhere/runs")
+    assert load_config("course").runs_dir == "/somewhere/runs"  # graders and CI: used as it is
+
+
 def test_overrides():
     cfg = load_config("smoke", seed=7, srresnet={"lr": 0.5})
     assert cfg.seed == 7 and cfg.srresnet.lr == 0.5 and cfg.srresnet.batch_size == 4
