@@ -74,7 +74,6 @@ def _cmd_outputs(args: argparse.Namespace) -> int:
 
 
 def _cmd_rate(args: argparse.Namespace) -> int:
-
     from . import rating
 
     cfg = _load_config(args)
@@ -169,8 +168,8 @@ def _split_models(args: argparse.Namespace) -> None:
 
 
 def _named_models(items: list[str]) -> dict:
-    """['srresnet=runs/course/srresnet/best.pt', 'runs/course/srgan/last.pt'] -> {name: path} (name defaults to the
-    run folder's name). A name given twice is refused."""
+    """['srresnet=runs/course/srresnet/best.pt', 'runs/course/srgan/last.pt'] -> {name: path}
+    (name defaults to the run folder's name). A name given twice is refused."""
     from pathlib import Path
 
     models, given = {}, {}
@@ -279,7 +278,6 @@ def _output_names(inputs: list[Path], out: Path, scale: int) -> list[Path]:
 
 
 def _cmd_grid(args: argparse.Namespace) -> int:
-
     from .visualize import comparison_grid, default_methods
 
     cfg = _load_config(args)

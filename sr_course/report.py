@@ -115,10 +115,10 @@ def _outputs_of(index: Path, split: str) -> str:
 
     with open(index, newline="") as f:
         rows = [r for r in csv.DictReader(f) if r["split"] == split]
-    methods = list(dict.fromkeys(r["method"] for r in rows))
-    images = {r["image"] for r in rows}
     if not rows:
         return ""
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    images = {r["image"] for r in rows}
     return f"{len(images)} images x {len(methods)} methods ({', '.join(methods)})"
 
 

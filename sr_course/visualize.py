@@ -161,16 +161,11 @@ def comparison_grid(
     if zoom is not None:
         top, left, size = zoom
         for i, (_, hr) in zip(images, rows):
-            if (
-                top < 0
-                or left < 0
-                or size < 1
-                or top + size > hr.shape[0]
-                or left + size > hr.shape[1]
-            ):
+            h, w = hr.shape[:2]
+            if not (0 <= top <= h - size and 0 <= left <= w - size and size >= 1):
                 raise ValueError(
                     f"zoom region (top {top}, left {left}, size {size}) does not fit image {i} of "
-                    f"{split} ({ds.name(i)}, {hr.shape[1]}x{hr.shape[0]} HR pixels): choose one inside it"
+                    f"{split} ({ds.name(i)}, {w}x{h} HR pixels): choose one inside it"
                 )
     aspects = [hr.shape[0] / hr.shape[1] for _, hr in rows]
     with plt.rc_context(STYLE):
