@@ -572,28 +572,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def open_todos() -> list[tuple[str, str]]:
-    """(TODO name, file) of every TODO still a stub, in course order (checks.COURSE_ORDER)."""
-    import re
-
-    from .checks import COURSE_ORDER
-    from .trainer import STUDENT_FILES
-
-    here = Path(__file__).parent
-    found = []
-    for name in STUDENT_FILES:
-        text = (here / name).read_text(encoding="utf-8")
-        for m in re.finditer(r"raise NotImplementedError\(\s*['\"]TODO: ([^:'\"]+):", text):
-            if m.group(1) not in [t for t, _ in found]:
-                found.append((m.group(1), name))
-    return sorted(found, key=lambda f: COURSE_ORDER.index(f[0]) if f[0] in COURSE_ORDER else 99)
-
-
 def _open_todo_message(err: NotImplementedError) -> str | None:
     """One sentence for a command that reached an unfinished TODO: which one to do first."""
     text = str(err)
     if not text.startswith("TODO: "):
         return None
+    from .checks import open_todos
+
     hit = text.removeprefix("TODO: ").split(":")[0]
     todos = open_todos() or [(hit, "models.py")]
     first, where = todos[0]

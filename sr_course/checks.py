@@ -61,17 +61,26 @@ def _not_implemented(what: str, err: NotImplementedError) -> CheckFailed:
 
 
 def _todo_file(err: NotImplementedError) -> str:
-    """The student file whose TODO box a stub's message ("TODO: <name>: ...") names."""
+    """The student file of the unfinished TODO a stub's message ("TODO: <name>: ...") names."""
+    name = str(err).removeprefix("TODO: ").split(":")[0]
+    return next((f"sr_course/{file}" for todo, file in open_todos() if todo == name), "sr_course/")
+
+
+def open_todos() -> list[tuple[str, str]]:
+    """(TODO name, file) of every TODO still a stub, in course order (COURSE_ORDER)."""
+    import re
     from pathlib import Path
 
     from .trainer import STUDENT_FILES
 
-    name = str(err).removeprefix("TODO: ").split(":")[0]
     here = Path(__file__).parent
-    for file in STUDENT_FILES:
-        if f"# TODO [{name}]:" in (here / file).read_text(encoding="utf-8"):
-            return f"sr_course/{file}"
-    return "sr_course/"
+    found = []
+    for name in STUDENT_FILES:
+        text = (here / name).read_text(encoding="utf-8")
+        for m in re.finditer(r"raise NotImplementedError\(\s*['\"]TODO: ([^:'\"]+):", text):
+            if m.group(1) not in [t for t, _ in found]:
+                found.append((m.group(1), name))
+    return sorted(found, key=lambda f: COURSE_ORDER.index(f[0]) if f[0] in COURSE_ORDER else 99)
 
 
 def check_blocks() -> None:
