@@ -4,7 +4,7 @@
   so every run trains from scratch and nothing in the working tree is touched.
 - The nbval sanitize file is pinned here (addresses, figure sizes, temporary paths, tqdm timings).
 - Notebooks run in course order (each uses the checkpoints of the one before), after the unit tests.
-- In the student kit (no sr_course/release.py), a test or notebook cell that stops at an unfinished
+- In the student kit (no sr_course/grading/), a test or notebook cell that stops at an unfinished
   TODO (its `raise NotImplementedError("TODO: ...")`) is reported as skipped, naming the TODO, and so
   are the later cells of that notebook; everything else runs and fails as usual. The kit's test run
   is thus green as released and turns each TODO's tests on as the student fills it in.
@@ -19,8 +19,11 @@ from pathlib import Path
 
 import pytest
 
+from sr_course.checks import COURSE_ORDER
+from sr_course.course import NOTEBOOKS
+
 HERE = Path(__file__).resolve().parent
-STUDENT_KIT = not (HERE / "sr_course" / "release.py").exists()
+STUDENT_KIT = not (HERE / "sr_course" / "grading").is_dir()
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _blocked_notebooks: dict[str, str] = {}
 
@@ -28,20 +31,12 @@ _blocked_notebooks: dict[str, str] = {}
 def _unfinished_todo(text: str) -> str | None:
     """The TODO a failure report shows unfinished: a stub's message ("TODO: <name>: ...") or a
     command's sentence ("needs <name>, which is not implemented yet")."""
-    from sr_course.checks import COURSE_ORDER
-
     names = "|".join(re.escape(name) for name in COURSE_ORDER)
     found = re.search(rf"TODO: ({names}): |needs ({names}), which is not implemented yet", text)
     return found and (found.group(1) or found.group(2))
 
 
-NOTEBOOK_ORDER = [
-    "train_srresnet.ipynb",
-    "train_srgan.ipynb",
-    "test.ipynb",
-    "super_resolution.ipynb",
-    "improvements.ipynb",
-]
+NOTEBOOK_ORDER = list(NOTEBOOKS)
 
 os.environ.setdefault("SR_PROFILE", "smoke")
 if "SR_RUNS_DIR" not in os.environ:

@@ -24,8 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from test_mutations import MUTANTS, _files_with  # noqa: E402
 
-from sr_course.grader import grade, grade_many  # noqa: E402
-from sr_course.release import EDITABLE, KIT_ROOT, build_release  # noqa: E402
+from sr_course.grading.grader import grade, grade_many
+from sr_course.grading.kit import EDITABLE, KIT_ROOT
+from sr_course.grading.release import build_release
 
 LOOP = (
     "ConvolutionalBlock",

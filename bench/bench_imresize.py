@@ -17,7 +17,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from common import emit, machine, median_ms  # noqa: E402
 
-from sr_course.imresize import imresize, imresize_torch  # noqa: E402
+from sr_course.data.imresize import imresize, imresize_torch
 
 
 def main() -> None:

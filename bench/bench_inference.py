@@ -22,7 +22,7 @@ CHILD = r"""
 import json, resource, sys, time
 import numpy as np, torch
 from sr_course.models import SRResNet
-from sr_course.inference import super_resolve
+from sr_course.evaluation.inference import super_resolve
 args = json.loads(sys.argv[1])
 tile = args["tile"]
 torch.manual_seed(0)

@@ -23,9 +23,10 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).parent))
 from common import emit, machine  # noqa: E402
 
-from sr_course.config import load_config  # noqa: E402
-from sr_course.datasets import SRDataset, read_image, write_png  # noqa: E402
-from sr_course.imresize import imresize  # noqa: E402
+from sr_course.config import load_config
+from sr_course.data.datasets import SRDataset
+from sr_course.data.imresize import imresize
+from sr_course.data.lists import read_image, write_png
 
 
 def make_images(root: Path, n: int) -> None:

@@ -20,12 +20,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from common import emit, machine  # noqa: E402
 
-from sr_course.archs import build_generator  # noqa: E402
-from sr_course.config import load_config  # noqa: E402
-from sr_course.metrics import evaluate  # noqa: E402
-from sr_course.models import count_parameters  # noqa: E402
-from sr_course.sample import build_sample  # noqa: E402
-from sr_course.trainer import Trainer  # noqa: E402
+from sr_course.components.registry import build_generator
+from sr_course.config import load_config
+from sr_course.data.sample import build_sample
+from sr_course.evaluation.evaluate import evaluate
+from sr_course.models import count_parameters
+from sr_course.train.trainer import Trainer
 
 OPTIONS = {
     "srresnet": {"G": {"batch_norm": True}},

@@ -24,11 +24,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from common import emit, machine  # noqa: E402
 
-from sr_course.adversarial import build_adversarial  # noqa: E402
-from sr_course.config import load_config  # noqa: E402
-from sr_course.losses import VGGContentLoss, pixel_mse  # noqa: E402
-from sr_course.models import Discriminator, Generator, TruncatedVGG19  # noqa: E402
-from sr_course.solver import srgan_step, srresnet_step  # noqa: E402
+from sr_course.components.registry import build_adversarial
+from sr_course.config import load_config
+from sr_course.losses import VGGContentLoss, pixel_mse
+from sr_course.models import Discriminator, Generator, TruncatedVGG19
+from sr_course.solver import srgan_step, srresnet_step
 
 SETTINGS = {
     "fp32": dict(amp=False, channels_last=False, compile=False),

@@ -7,7 +7,7 @@ validate every image and write lists/<split>.csv.
 import argparse
 import sys
 
-from sr_course.datasets import DataError, create_data_lists
+from sr_course.data.lists import DataError, create_data_lists
 
 
 def main() -> int:

@@ -11,7 +11,7 @@ Then: python data_prep/create_data_lists.py --root data
 import argparse
 import sys
 
-from sr_course.download import PARTS, DownloadError, download
+from sr_course.data.download import PARTS, DownloadError, download
 
 
 def main() -> int:

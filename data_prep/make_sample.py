@@ -5,7 +5,7 @@ python data_prep/make_sample.py [--root data] [--force]
 
 import argparse
 
-from sr_course.sample import build_sample
+from sr_course.data.sample import build_sample
 
 
 def main() -> None:

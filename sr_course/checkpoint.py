@@ -20,11 +20,15 @@ Never a pickled nn.Module: such files break across PyTorch versions and run arbi
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
+import zipfile
 from pathlib import Path
 
 import torch
 
+from .models import Discriminator, Generator, count_parameters
 from .utils import atomic_write
 
 CHECKPOINT_VERSION = 1
@@ -59,9 +63,6 @@ def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
 def _disk_full(err: BaseException, path: Path) -> bool:
     """Whether a failed write looks like a full disk: ENOSPC anywhere in the chain, or torch's
     'file write failed' with little room left."""
-    import errno
-    import shutil
-
     while err is not None:
         if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
             return True
@@ -125,8 +126,6 @@ def _broken_file(path: Path) -> str | None:
     end-of-archive record is missing was cut short; a legacy (pre-1.6) pickle file is not a zip and
     is left to torch.load to judge.
     """
-    import zipfile
-
     size = path.stat().st_size
     if size == 0:
         return "empty (0 bytes)"
@@ -164,8 +163,6 @@ def convert_legacy_checkpoint(old_path: str | os.PathLike, new_path: str | os.Pa
     trust. The old modules must be the default-size networks (their weights are matched to ours in
     order, shape by shape).
     """
-    from .models import Discriminator, Generator
-
     old_path = Path(old_path)
     if not old_path.is_file():
         raise CheckpointError(f"{old_path} does not exist; check the path")
@@ -211,3 +208,35 @@ def convert_legacy_checkpoint(old_path: str | os.PathLike, new_path: str | os.Pa
         "models": models,
     }
     return save_checkpoint(state, new_path)
+
+
+def initialize_with_srresnet(generator: Generator, path: str | os.PathLike) -> dict:
+    """Load the weights of an SRResNet checkpoint written by sr_course training into `generator`
+    (the paper starts SRGAN from a trained SRResNet).
+
+    Prints and returns what was loaded ({'path', 'stage', 'epoch', 'iteration', 'parameters'}).
+    """
+    state = load_checkpoint(path)
+    weights = state.get("models", {}).get("generator")
+    if weights is None:
+        raise CheckpointError(f"checkpoint {path} holds no generator weights")
+    try:
+        generator.load_state_dict(weights, strict=True)
+    except RuntimeError as err:
+        raise CheckpointError(
+            f"checkpoint {path} does not fit this Generator (different G settings?): "
+            f"{str(err).splitlines()[0]}. Build the Generator with the same G config as the SRResNet "
+            f"run: {state.get('config', {}).get('G')}"
+        ) from None
+    info = {
+        "path": str(path),
+        "stage": state.get("stage"),
+        "epoch": state.get("epoch"),
+        "iteration": state.get("iteration"),
+        "parameters": count_parameters(generator),
+    }
+    print(
+        f"Generator initialised from {path} ({info['stage']} checkpoint, epoch {info['epoch']}, "
+        f"iteration {info['iteration']}, {info['parameters']:,} parameters loaded)"
+    )
+    return info

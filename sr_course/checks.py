@@ -6,8 +6,18 @@ or raises CheckFailed with a message that says what is wrong and which TODO to l
 
 from __future__ import annotations
 
+import math
+import re
+from pathlib import Path
+
 import numpy as np
 import torch
+
+from . import losses, models, solver
+from .components.adversarial import StandardGAN
+from .contract import stand_in
+from .course import CHECKS, STUDENT_FILES, TODOS
+from .data.imresize import imresize
 
 
 class CheckFailed(AssertionError):
@@ -68,11 +78,6 @@ def _todo_file(err: NotImplementedError) -> str:
 
 def open_todos() -> list[tuple[str, str]]:
     """(TODO name, file) of every TODO still a stub, in course order (COURSE_ORDER)."""
-    import re
-    from pathlib import Path
-
-    from .trainer import STUDENT_FILES
-
     here = Path(__file__).parent
     found = []
     for name in STUDENT_FILES:
@@ -85,14 +90,15 @@ def open_todos() -> list[tuple[str, str]]:
 
 def check_blocks() -> None:
     """ConvolutionalBlock, SubPixelConvolutionalBlock and ResidualBlock shapes and behaviour."""
-    from .models import ConvolutionalBlock, ResidualBlock, SubPixelConvolutionalBlock
 
     torch.manual_seed(0)
     x = torch.randn(2, 8, 12, 12)
     try:
-        conv = ConvolutionalBlock(8, 16, 3, stride=2, batch_norm=True, activation="leakyrelu")
-        sub = SubPixelConvolutionalBlock(3, 8, 2)
-        res = ResidualBlock(3, 8)
+        conv = models.ConvolutionalBlock(
+            8, 16, 3, stride=2, batch_norm=True, activation="leakyrelu"
+        )
+        sub = models.SubPixelConvolutionalBlock(3, 8, 2)
+        res = models.ResidualBlock(3, 8)
     except NotImplementedError as err:
         raise _not_implemented("a building block", err) from None
     y = conv(x)
@@ -101,7 +107,7 @@ def check_blocks() -> None:
         f"ConvolutionalBlock(8, 16, 3, stride=2) maps (2, 8, 12, 12) to {tuple(y.shape)}, expected (2, 16, 6, 6): "
         "a 'same' convolution with stride 2 halves the height and width; check its stride and padding",
     )
-    leaky = ConvolutionalBlock(4, 4, 1, activation="leakyrelu")
+    leaky = models.ConvolutionalBlock(4, 4, 1, activation="leakyrelu")
     with torch.no_grad():  # an identity convolution: the block is then its activation alone
         leaky.block[0].weight.copy_(torch.eye(4).view(4, 4, 1, 1))
         leaky.block[0].bias.zero_()
@@ -142,13 +148,12 @@ def check_blocks() -> None:
 
 def check_srresnet() -> None:
     """The default SRResNet: exact parameter count, shapes, output range."""
-    from .models import SRResNet, count_parameters
 
     try:
-        model = SRResNet()
+        model = models.SRResNet()
     except NotImplementedError as err:
         raise _not_implemented("SRResNet", err) from None
-    n = count_parameters(model)
+    n = models.count_parameters(model)
     _expect(
         n == 1_549_462,
         f"SRResNet has {n:,} parameters, the paper's network has 1,549,462: compare your layers with Fig. 4",
@@ -166,7 +171,7 @@ def check_srresnet() -> None:
         f"SRResNet: {MESSAGES['sr range']}",
     )
     # The long skip: with the residual part's output zeroed, head's features reach the upscaling.
-    small = SRResNet(n_channels=8, n_blocks=2).eval()
+    small = models.SRResNet(n_channels=8, n_blocks=2).eval()
     lr = torch.rand(1, 3, 6, 6)
     hook = small.body_end.register_forward_hook(lambda m, i, o: torch.zeros_like(o))
     with torch.no_grad():
@@ -179,13 +184,12 @@ def check_srresnet() -> None:
 
 def check_discriminator() -> None:
     """The default Discriminator: exact parameter count and (N, 1) logits for several sizes."""
-    from .models import Discriminator, count_parameters
 
     try:
-        model = Discriminator()
+        model = models.Discriminator()
     except NotImplementedError as err:
         raise _not_implemented("Discriminator", err) from None
-    n = count_parameters(model)
+    n = models.count_parameters(model)
     _expect(
         n == 23_565_505,
         f"Discriminator has {n:,} parameters, expected 23,565,505: check channels, strides and fc sizes",
@@ -197,12 +201,11 @@ def check_discriminator() -> None:
                 y.shape == (2, 1),
                 f"Discriminator maps (2, 3, {size}, {size}) to {tuple(y.shape)}, expected (2, 1) logits",
             )
-    from .models import ConvolutionalBlock
 
-    small = Discriminator(n_channels=4, fc_size=8).eval()
+    small = models.Discriminator(n_channels=4, fc_size=8).eval()
     heights = []
     for m in small.modules():
-        if isinstance(m, ConvolutionalBlock):
+        if isinstance(m, models.ConvolutionalBlock):
             m.register_forward_hook(lambda m, i, o: heights.append(o.shape[2]))
     with torch.no_grad():
         small(torch.rand(1, 3, 96, 96) * 2 - 1)
@@ -225,12 +228,12 @@ def check_discriminator() -> None:
 def vgg_truncation_problem(i: int, j: int, n) -> str | None:
     """What is wrong with n as the number of layers of vgg19().features that phi_(i,j) keeps, in
     one sentence (None when n is right): where the kept layers end, and where phi_(i,j) ends."""
-    import torchvision
-
-    from .models import VGG19_BLOCKS
+    import torchvision  # as in models.TruncatedVGG19: only the VGG check needs it
 
     layers = list(torchvision.models.vgg19(weights=None).features)
-    k = sum(VGG19_BLOCKS[b] for b in range(1, i)) + j  # phi_(i,j)'s convolution, counted from 1
+    k = (
+        sum(models.VGG19_BLOCKS[b] for b in range(1, i)) + j
+    )  # phi_(i,j)'s convolution, counted from 1
     where = f"phi_({i},{j}) ends at the ReLU after convolution {k} (convolution {j} of block {i})"
     if not isinstance(n, int) or not 1 <= n <= len(layers):
         return f"vgg19_truncation_index({i}, {j}) = {n!r} is not a number of layers of vgg19().features (1 to {len(layers)}); {where}"
@@ -253,11 +256,10 @@ def vgg_truncation_problem(i: int, j: int, n) -> str | None:
 
 def check_vgg() -> None:
     """The VGG19 truncation phi_(i,j), compared with torchvision's own layer list."""
-    from .models import vgg19_truncation_index
 
     for i, j in ((1, 1), (2, 2), (3, 4), (5, 4)):
         try:
-            n = vgg19_truncation_index(i, j)
+            n = models.vgg19_truncation_index(i, j)
         except NotImplementedError as err:
             raise _not_implemented("vgg19_truncation_index", err) from None
         problem = vgg_truncation_problem(i, j, n)
@@ -267,7 +269,6 @@ def check_vgg() -> None:
 
 def check_imresize() -> None:
     """MATLAB parity of imresize on a known case."""
-    from .imresize import imresize
 
     # MATLAB's own output of imresize(reshape(0:63, 8, 8)', [2, 2]) (bicubic, antialiasing on).
     matlab = np.array([[12.3837890625, 16.6318359375], [46.3681640625, 50.6162109375]])
@@ -283,11 +284,10 @@ def check_imresize() -> None:
 
 def check_pixel_loss() -> None:
     """pixel_mse against a hand-computed value (notebook 1: the loss SRResNet trains on)."""
-    from .losses import pixel_mse
 
     try:
         sr = torch.zeros(1, 3, 2, 2, requires_grad=True)
-        mse = pixel_mse(sr, torch.full((1, 3, 2, 2), 0.5))
+        mse = losses.pixel_mse(sr, torch.full((1, 3, 2, 2), 0.5))
     except NotImplementedError as err:
         raise _not_implemented("pixel_mse", err) from None
     _expect(
@@ -300,17 +300,13 @@ def check_pixel_loss() -> None:
 
 def check_srgan_losses() -> None:
     """VGGContentLoss and the adversarial losses against hand-computed values (notebook 2)."""
-    import math
-
-    from .losses import VGGContentLoss, discriminator_loss, generator_adversarial_loss
-
     try:
         sr = torch.zeros(1, 3, 4, 4, requires_grad=True)
         hr = torch.ones(1, 3, 4, 4, requires_grad=True)
-        vgg_loss = VGGContentLoss(torch.nn.Identity(), rescale=0.5)(sr, hr)
-        g_adv = generator_adversarial_loss(torch.tensor([[0.0], [2.0]])).item()
-        g_far = generator_adversarial_loss(torch.tensor([[-120.0]])).item()
-        d_loss = discriminator_loss(
+        vgg_loss = losses.VGGContentLoss(torch.nn.Identity(), rescale=0.5)(sr, hr)
+        g_adv = losses.generator_adversarial_loss(torch.tensor([[0.0], [2.0]])).item()
+        g_far = losses.generator_adversarial_loss(torch.tensor([[-120.0]])).item()
+        d_loss = losses.discriminator_loss(
             torch.tensor([[2.0]]), torch.tensor([[-1.0]]), label_smoothing=0.1
         ).item()
     except NotImplementedError as err:
@@ -349,19 +345,10 @@ def check_srgan_losses() -> None:
 def check_srgan_step(generator=None, discriminator=None) -> None:
     """One SRGAN step on tiny networks (yours by default): both networks learn, and the generator's
     update leaves the discriminator trainable."""
-    from types import SimpleNamespace
-
-    from easydict import EasyDict
-
-    from .adversarial import StandardGAN
-    from .losses import pixel_mse
-    from .models import Discriminator, Generator
-    from .solver import srgan_step
-
     torch.manual_seed(0)
     try:
-        g = generator or Generator(n_channels=8, n_blocks=1)
-        d = discriminator or Discriminator(n_channels=8, fc_size=16)
+        g = generator or models.Generator(n_channels=8, n_blocks=1)
+        d = discriminator or models.Discriminator(n_channels=8, fc_size=16)
     except NotImplementedError as err:
         raise _not_implemented("a network the SRGAN step needs", err) from None
     adversarial = StandardGAN()
@@ -371,18 +358,14 @@ def check_srgan_step(generator=None, discriminator=None) -> None:
         hooked.append(seen.get("d steps", 0))
 
     adversarial.after_discriminator_step = hook
-    t = SimpleNamespace(
-        G=g,
-        D=d,
-        D_raw=d,
+    t = stand_in(
+        g,
+        d,
+        torch.optim.Adam(g.parameters(), 1e-3),
+        torch.optim.Adam(d.parameters(), 1e-3),
+        pixel_loss=losses.pixel_mse,
+        content_loss=losses.pixel_mse,
         adversarial=adversarial,
-        content_loss=pixel_mse,
-        cfg=EasyDict(srgan={"adv_weight": 1e-3, "label_smoothing": 0.0}),
-        opt_g=torch.optim.Adam(g.parameters(), 1e-3),
-        opt_d=torch.optim.Adam(d.parameters(), 1e-3),
-        scaler_g=torch.amp.GradScaler("cuda", enabled=False),
-        scaler_d=torch.amp.GradScaler("cuda", enabled=False),
-        autocast=lambda: torch.autocast("cpu", enabled=False),
     )
     g0 = [p.detach().clone() for p in g.parameters()]
     d0 = [p.detach().clone() for p in d.parameters()]
@@ -405,9 +388,9 @@ def check_srgan_step(generator=None, discriminator=None) -> None:
     t.opt_d.step = watched_d_step
     lr, hr = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 32, 32) * 2 - 1
     try:
-        out = srgan_step(t, lr, hr, update_generator=True)
+        out = solver.srgan_step(t, lr, hr, update_generator=True)
         g1 = [p.detach().clone() for p in g.parameters()]
-        d_only = srgan_step(t, lr, hr, update_generator=False)
+        d_only = solver.srgan_step(t, lr, hr, update_generator=False)
     except NotImplementedError as err:
         raise _not_implemented("the SRGAN step", err) from None
     except Exception as err:
@@ -448,16 +431,12 @@ def check_srgan_step(generator=None, discriminator=None) -> None:
 
 # The self-checks in course order: (check, what it prints before ": OK", the TODOs it covers, the
 # notebook whose check cell runs it). The grader counts a check cell only when it passed those TODOs.
-COURSE = (
-    ("check_blocks", "Blocks", ("ConvolutionalBlock", "SubPixelConvolutionalBlock", "ResidualBlock"), "train_srresnet.ipynb"),
-    ("check_srresnet", "SRResNet", ("SRResNet",), "train_srresnet.ipynb"),
-    ("check_pixel_loss", "pixel_mse", ("pixel_mse",), "train_srresnet.ipynb"),
-    ("check_discriminator", "Discriminator", ("Discriminator",), "train_srgan.ipynb"),
-    ("check_vgg", "TruncatedVGG19", ("TruncatedVGG19",), "train_srgan.ipynb"),
-    ("check_srgan_losses", "SRGAN losses", ("VGGContentLoss", "adversarial losses"), "train_srgan.ipynb"),
-    ("check_srgan_step", "SRGAN step", ("SRGAN step",), "train_srgan.ipynb"),
-)  # fmt: skip
-COURSE_ORDER = tuple(todo for _, _, todos, _ in COURSE for todo in todos)
+# The self-checks in course order, from the course manifest: (check, label, its TODOs, notebook).
+COURSE = tuple(
+    (check, TODOS[todos[0]].label, todos, TODOS[todos[0]].notebook)
+    for check, todos in CHECKS.items()
+)
+COURSE_ORDER = tuple(TODOS)
 
 
 def run_all() -> int:

@@ -22,8 +22,8 @@ import os
 
 from easydict import EasyDict
 
-BENCHMARK_SETS = ("Set5", "Set14", "B100", "Urban100")
-TEST_SPLITS = (*BENCHMARK_SETS, "DIV2K_valid")
+from .components.registry import OPTIONS
+from .course import COURSE_SETS
 
 _BASE = {
     "profile": "paper",
@@ -43,7 +43,8 @@ _BASE = {
         "batch_norm": True,  # False: EDSR-style residual blocks without batch norm
     },
     "D": {"kernel_size": 3, "n_channels": 64, "n_blocks": 8, "fc_size": 1024, "batch_norm": True},
-    # The generator architecture (sr_course.archs): 'srresnet' (uses G above), 'rrdb', 'vdsr', 'swinir'.
+    # The generator architecture (sr_course/components/registry.py): 'srresnet' (uses G above),
+    # 'rrdb', 'vdsr', 'swinir'.
     "model": {
         "arch": "srresnet",
         "rrdb": {"n_channels": 64, "n_blocks": 23, "growth": 32, "residual_scaling": 0.2},
@@ -65,7 +66,7 @@ _BASE = {
     "lpips": {"enabled": True, "weights": "imagenet"},
     "data": {
         "train_splits": ["DIV2K_train"],
-        "test_splits": list(TEST_SPLITS),
+        "test_splits": list(COURSE_SETS),
         "crop_size": 96,  # HR patch side; the LR patch is crop_size / scale
         "patches_per_image": 100,  # random patches drawn from each training image per epoch
         "num_workers": 4,
@@ -182,6 +183,14 @@ _PROFILE_CHANGES = {
 }
 
 PROFILES = tuple(_PROFILE_CHANGES)
+# One line per profile, for --help and the notebooks' setup line.
+PROFILE_NOTES = {
+    "paper": "GPU, DIV2K, the paper's recipe",
+    "course": "GPU, DIV2K, the paper's recipe in about 4 T4-hours",
+    "demo": "CPU, the built-in sample, minutes",
+    "smoke": "CPU, the built-in sample, seconds",
+}
+assert set(PROFILE_NOTES) == set(PROFILES)
 
 
 def _merge(base: dict, changes: dict, where: str = "") -> dict:
@@ -332,12 +341,8 @@ def validate(cfg: dict) -> None:
         raise ValueError(
             f"G.scaling_factor ({cfg['G']['scaling_factor']}) must equal scale ({cfg['scale']}); set both"
         )
-    choose("model.arch", cfg["model"]["arch"], ("srresnet", "rrdb", "vdsr", "swinir"))
-    choose("srresnet.loss", cfg["srresnet"]["loss"], ("mse", "l1"))
-    choose("srresnet.optimizer", cfg["srresnet"]["optimizer"], ("adam", "sgd"))
-    choose("srgan.content_loss", cfg["srgan"]["content_loss"], ("vgg", "mse", "l1"))
-    choose("srgan.gan", cfg["srgan"]["gan"], ("standard", "ragan", "wgan", "wgan-gp"))
-    choose("srgan.optimizer", cfg["srgan"]["optimizer"], ("adam", "rmsprop"))
+    for key, registry in OPTIONS.items():  # the registries' names are the options
+        choose(key, lookup(cfg, key), tuple(registry))
     choose("srgan.mode", cfg["srgan"]["mode"], ("paper", "baseline"))
     gan = cfg["srgan"]["gan"]
     if cfg["srresnet"]["grad_clip_theta"] and cfg["srresnet"]["optimizer"] != "sgd":

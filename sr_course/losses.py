@@ -12,7 +12,7 @@ Beyond the paper (switchable in the config, see README "Beyond SRGAN"):
     pixel_l1                  L1 pixel loss (EDSR; ESRGAN's PSNR-oriented stage)
     edge_loss                 L1 between image gradients: keeps edges sharp
 
-The GAN variants (RaGAN, WGAN, WGAN-GP) and their losses are in sr_course/adversarial.py.
+The GAN variants (RaGAN, WGAN, WGAN-GP) and their losses are in sr_course/components/adversarial.py.
 """
 
 from __future__ import annotations

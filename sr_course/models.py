@@ -205,39 +205,8 @@ class SRResNet(nn.Module):
 
 class Generator(SRResNet):
     """SRGAN's generator: the SRResNet network (same arguments, same state_dict keys), which the paper
-    initialises from a trained SRResNet before adversarial training."""
-
-    def initialize_with_srresnet(self, path: str | os.PathLike) -> dict:
-        """Load the generator weights of an SRResNet checkpoint written by sr_course training.
-
-        Prints and returns what was loaded ({'path', 'stage', 'epoch', 'iteration', 'parameters'}).
-        """
-        from .checkpoint import CheckpointError, load_checkpoint
-
-        state = load_checkpoint(path)
-        weights = state.get("models", {}).get("generator")
-        if weights is None:
-            raise CheckpointError(f"checkpoint {path} holds no generator weights")
-        try:
-            self.load_state_dict(weights, strict=True)
-        except RuntimeError as err:
-            raise CheckpointError(
-                f"checkpoint {path} does not fit this Generator (different G settings?): "
-                f"{str(err).splitlines()[0]}. Build the Generator with the same G config as the SRResNet "
-                f"run: {state.get('config', {}).get('G')}"
-            ) from None
-        info = {
-            "path": str(path),
-            "stage": state.get("stage"),
-            "epoch": state.get("epoch"),
-            "iteration": state.get("iteration"),
-            "parameters": count_parameters(self),
-        }
-        print(
-            f"Generator initialised from {path} ({info['stage']} checkpoint, epoch {info['epoch']}, "
-            f"iteration {info['iteration']}, {info['parameters']:,} parameters loaded)"
-        )
-        return info
+    initialises from a trained SRResNet before adversarial training
+    (sr_course.checkpoint.initialize_with_srresnet does that)."""
 
 
 class Discriminator(nn.Module):
@@ -346,7 +315,7 @@ class TruncatedVGG19(nn.Module):
         before_activation: bool = False,
     ):
         super().__init__()
-        import torchvision
+        import torchvision  # loaded only when VGG19 is built: the other networks need torch alone
 
         self.i, self.j = i, j
         # ESRGAN takes the features before the ReLU: they are denser and keep brightness information.

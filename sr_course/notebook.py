@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
+import matplotlib.pyplot as plt
+
 from .config import load_config
+from .course import NOTEBOOKS
+from .evaluation.visualize import plot_history
 from .utils import get_device
 
 KIT_ROOT = Path(__file__).resolve().parents[1]
@@ -41,10 +49,7 @@ class LivePlot:
         self.calls += 1
         if self.calls % self.every:
             return
-        import matplotlib.pyplot as plt
-        from IPython.display import display
-
-        from .visualize import plot_history
+        from IPython.display import display  # inside a notebook kernel only
 
         fig = plot_history(trainer.history, title=f"{trainer.stage}: iteration {trainer.iteration}")
         if self.handle is None:
@@ -54,7 +59,7 @@ class LivePlot:
         plt.close(fig)
 
 
-COURSE_NOTEBOOKS = ("train_srresnet", "train_srgan", "test", "super_resolution", "improvements")
+COURSE_NOTEBOOKS = tuple(name.removesuffix(".ipynb") for name in NOTEBOOKS)
 
 
 def execute_notebooks(names=None, profile: str = "demo", timeout: int = 900) -> list[Path]:
@@ -66,11 +71,7 @@ def execute_notebooks(names=None, profile: str = "demo", timeout: int = 900) -> 
     3 minutes on a 2-core CPU). nbval still runs the smoke profile and compares only the
     profile-independent self-check lines.
     """
-    import os
-    import subprocess
-    import sys
-    import tempfile
-
+    # Only execute-notebooks runs notebooks; a kernel importing this module does not need them.
     import nbformat
     from nbclient import NotebookClient
 

@@ -5,10 +5,12 @@ Read top to bottom:
     srresnet_step / srgan_step         one optimisation step each
     train_srresnet_epoch / train_srgan_epoch    one epoch each: the training regime
 
-`t` is the Trainer (sr_course/trainer.py): it builds the networks, losses and optimisers from the
-config, feeds the batches (`t.epoch_batches()`) and does the book-keeping after each step
-(`t.end_step(losses)`: counters, schedules, logging, checkpoints). Designing your own regime (a
-warm-up, several discriminator updates per generator update, ...) happens here.
+`t` is what every step receives: the networks, optimisers, losses and settings of the run, the
+batches (`t.epoch_batches()`) and the book-keeping after each step (`t.end_step(losses)`:
+counters, schedules, logging, checkpoints). Its full list is the step contract
+(sr_course/contract.py, StepContext): the Trainer offers exactly that, and so does the small
+stand-in the self-checks use. Designing your own regime (a warm-up, several discriminator updates
+per generator update, ...) happens here.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import torch
 from torch import nn
 
 if TYPE_CHECKING:
-    from .trainer import Trainer
+    from .contract import StepContext
 
 
 # --- steps and epochs ------------------------------------------------------------------------------
@@ -37,11 +39,11 @@ def optimizer_step(loss: torch.Tensor, optimizer, scaler, before_step=None) -> N
     scaler.update()
 
 
-def srresnet_step(t: Trainer, lr: torch.Tensor, hr: torch.Tensor) -> dict[str, torch.Tensor]:
+def srresnet_step(t: StepContext, lr: torch.Tensor, hr: torch.Tensor) -> dict[str, torch.Tensor]:
     """One SRResNet step: lr (N, 3, h, w) in [0, 1], hr (N, 3, 4h, 4w) in [-1, 1]."""
     with t.autocast():
         sr = t.G(lr)
-    loss = t.pixel_loss(sr.float(), hr)  # pixel MSE in the paper; see Trainer._pixel_loss
+    loss = t.pixel_loss(sr.float(), hr)  # pixel MSE in the paper (srresnet.loss)
     optimizer_step(loss, t.opt_g, t.scaler_g, before_step=t.clip_gradients)
     return {"loss": loss.detach()}
 
@@ -60,7 +62,7 @@ def frozen(module: nn.Module):
 
 
 def srgan_step(
-    t: Trainer, lr: torch.Tensor, hr: torch.Tensor, update_generator: bool = True
+    t: StepContext, lr: torch.Tensor, hr: torch.Tensor, update_generator: bool = True
 ) -> dict[str, torch.Tensor]:
     """One SRGAN step: a generator update (when update_generator), then a discriminator update.
 
@@ -68,7 +70,7 @@ def srgan_step(
     detached scalars: {"content", "adversarial", "discriminator"} (only "discriminator" when the
     generator was not updated). What t offers: the networks t.G and t.D (t.D_raw is D without the
     DDP wrapper: use it wherever D must not be trained), t.content_loss(sr, hr), t.adversarial (the
-    loss pair chosen by srgan.gan, and its hook after D's update; see sr_course/adversarial.py),
+    loss pair chosen by srgan.gan, and its hook after D's update; see sr_course/components/adversarial.py),
     t.cfg.srgan.adv_weight, the optimisers t.opt_g / t.opt_d with their grad scalers t.scaler_g /
     t.scaler_d, t.autocast() for mixed precision; optimizer_step() and frozen() above.
     """
@@ -107,14 +109,14 @@ def srgan_step(
     # END SOLUTION
 
 
-def train_srresnet_epoch(t: Trainer) -> None:
+def train_srresnet_epoch(t: StepContext) -> None:
     """One epoch of SRResNet training (from where the epoch was left off, when resuming)."""
     t.G.train()
     for lr, hr in t.epoch_batches():
         t.end_step(srresnet_step(t, lr, hr))
 
 
-def train_srgan_epoch(t: Trainer) -> None:
+def train_srgan_epoch(t: StepContext) -> None:
     """One epoch of SRGAN training: every batch updates D; every d_steps-th batch also updates G."""
     t.G.train()
     t.D.train()

@@ -31,6 +31,9 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 # BT.601 luma for R, G, B in [0, 1]: Y = 16 + 65.481 R + 128.553 G + 24.966 B (the SR papers' rgb2ycbcr).
 Y_WEIGHTS = (65.481, 128.553, 24.966)
+# SSIM's Gaussian window (Wang et al. 2004): 11 x 11 pixels; test images smaller than it after the
+# border crop cannot be scored, so the data lists leave them out.
+SSIM_WINDOW = 11
 
 _constants: dict[tuple, tuple[torch.Tensor, ...]] = {}
 
@@ -234,3 +237,21 @@ def torchvision_state_dict(
             f"downloaded ({type(err).__name__}). On a machine with internet, download {url} and put "
             f"it at {cache} (or pass {setting}=/path/to/{file}{otherwise})."
         ) from None
+
+
+def format_duration(seconds: float) -> str:
+    """3725 -> '1 h 02 min'; 95 -> '1 min 35 s'; 7 -> '7 s'."""
+    seconds = round(seconds)
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    if h:
+        return f"{h} h {m:02d} min"
+    return f"{m} min {s:02d} s" if m else f"{s} s"
+
+
+def to_uint8(sr: torch.Tensor) -> np.ndarray:
+    """(3, H, W) or (1, 3, H, W) in [-1, 1] -> uint8 (H, W, 3), rounded as a saved PNG would be."""
+    if sr.dim() == 4:
+        sr = sr[0]
+    x = convert_image(sr.float(), "[-1,1]", "[0,255]")
+    return torch.floor(x + 0.5).clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()

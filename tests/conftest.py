@@ -19,7 +19,7 @@ def rng():
 @pytest.fixture(scope="module")
 def sample_root(tmp_path_factory):
     """The built-in sample dataset, built once per test module (a module may write its caches)."""
-    from sr_course.sample import build_sample
+    from sr_course.data.sample import build_sample
 
     root = tmp_path_factory.mktemp("data")
     build_sample(root, verbose=False)

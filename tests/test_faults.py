@@ -20,20 +20,23 @@ import pytest
 import torch
 from PIL import Image
 
-from sr_course.__main__ import main
 from sr_course.checkpoint import (
     CheckpointError,
     convert_legacy_checkpoint,
     load_checkpoint,
     save_checkpoint,
 )
+from sr_course.cli import main
 from sr_course.config import load_config
-from sr_course.datasets import SRDataset, create_data_lists, read_image
-from sr_course.imresize import imresize
-from sr_course.inference import super_resolve, to_uint8
-from sr_course.metrics import evaluate
+from sr_course.data.datasets import SRDataset
+from sr_course.data.imresize import imresize
+from sr_course.data.lists import create_data_lists, read_image
+from sr_course.evaluation.evaluate import evaluate
+from sr_course.evaluation.inference import super_resolve
 from sr_course.models import SRResNet
-from sr_course.trainer import RunLockedError, Trainer
+from sr_course.train.guard import RunLockedError
+from sr_course.train.trainer import Trainer
+from sr_course.utils import to_uint8
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -256,7 +259,7 @@ def test_a_test_image_too_small_for_ssim_is_refused_when_the_lists_are_made(tmp_
 
 
 def test_a_kill_between_best_and_last_never_leaves_best_stale(sample_root, tmp_path, monkeypatch):
-    import sr_course.trainer as trainer_module
+    import sr_course.train.trainer as trainer_module
 
     # (settings under which the smoke run's validation PSNR rises in its second epoch)
     cfg = _cfg(
@@ -450,7 +453,8 @@ def test_tiled_output_goes_straight_to_uint8_and_matches_the_tensor_path():
     torch.manual_seed(0)
     model = SRResNet(n_channels=8, n_blocks=1).eval()
     lr = np.random.default_rng(1).integers(0, 256, (37, 45, 3), dtype=np.uint8)
-    from sr_course.inference import _lr_tensor, super_resolve_tensor
+    from sr_course.evaluation.inference import lr_tensor as _lr_tensor
+    from sr_course.evaluation.inference import super_resolve_tensor
 
     expected = to_uint8(super_resolve_tensor(model, _lr_tensor(lr), tile=16))
     assert np.array_equal(super_resolve(model, lr, tile=16), expected)

@@ -113,7 +113,8 @@ def test_profile_from_environment(monkeypatch):
 def test_runs_go_to_one_folder_per_profile_from_notebooks_and_the_command_line(monkeypatch):
     """A run trained from a shell (nohup ... train-srresnet --profile course) is the one the
     notebooks of that profile find, and the other way round."""
-    from sr_course.__main__ import _out, build_parser
+    from sr_course.cli import build_parser
+    from sr_course.cli.common import out_folder as _out
     from sr_course.notebook import KIT_ROOT, setup
 
     monkeypatch.delenv("SR_RUNS_DIR", raising=False)

@@ -1,0 +1,334 @@
+"""MATLAB-exact `imresize` for NumPy arrays and torch tensors.
+
+The course's LR images are MATLAB `imresize(HR, 0.25)`; PIL, OpenCV, torch and scikit-image resize
+differently, so this module reproduces MATLAB's algorithm (Image Processing Toolbox, `imresize.m`):
+
+- kernels: Keys cubic with a = -0.5 (support 4), triangle (bilinear, support 2), box (nearest, support 1);
+  when shrinking with antialiasing the kernel is stretched: h(x) = s * k(s * x), width / s;
+- output pixel x (1-based) maps to u = x / s + 0.5 * (1 - 1 / s); taps start at floor(u - width / 2),
+  ceil(width) + 2 of them; weights normalised to sum 1; indices outside the image mirror symmetrically
+  (1..n, n..1); tap columns that are zero for every output are dropped;
+- one 1-D pass per dimension, the dimension with the smaller scale first (rows first on a tie);
+- integer input (uint8, uint16): each pass is computed in double and converted back to the integer type
+  (clip, round half away from zero) before the next pass. Float input: double throughout, no rounding.
+
+Speed. A uint8 pass on the CPU runs as small banded float32 matrix products, a few output rows at a
+time, so the data stays in cache and BLAS does the arithmetic. Float32 differs from double by less
+than a bound computed from the weights, so only values within that bound of a .5 rounding boundary can
+round differently; exactly those are recomputed in double, tap by tap. The result is bit-identical to
+the all-double computation (the tests compare the two).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+METHODS = ("bicubic", "bilinear", "nearest")
+_INTEGER_DTYPES = {np.dtype(np.uint8): 255, np.dtype(np.uint16): 65535}
+_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+# --- kernels (MATLAB's expressions) -------------------------------------------------------------
+
+
+def _cubic(x: np.ndarray) -> np.ndarray:
+    absx = np.abs(x)
+    absx2 = absx**2
+    absx3 = absx**3
+    return (1.5 * absx3 - 2.5 * absx2 + 1) * (absx <= 1) + (
+        -0.5 * absx3 + 2.5 * absx2 - 4 * absx + 2
+    ) * ((1 < absx) & (absx <= 2))
+
+
+def _triangle(x: np.ndarray) -> np.ndarray:
+    return (x + 1) * ((-1 <= x) & (x < 0)) + (1 - x) * ((0 <= x) & (x <= 1))
+
+
+def _box(x: np.ndarray) -> np.ndarray:
+    return ((-0.5 <= x) & (x < 0.5)).astype(np.float64)
+
+
+_KERNELS = {"bicubic": (_cubic, 4.0), "bilinear": (_triangle, 2.0), "nearest": (_box, 1.0)}
+
+
+# --- per-dimension plan ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)  # hashed by identity: plans are cached
+class _Pass:
+    """Weights and source indices of one 1-D pass, in_len -> out_len."""
+
+    in_len: int
+    weights: np.ndarray  # (out_len, T) float64, rows sum to 1
+    indices: np.ndarray  # (out_len, T) int64, 0-based, already mirrored into [0, in_len)
+    raw_start: np.ndarray  # (out_len,) int64, 0-based first tap before mirroring
+    offsets: np.ndarray  # (T,) int64, tap positions relative to raw_start
+
+    @property
+    def out_len(self) -> int:
+        return self.weights.shape[0]
+
+
+def _mirror(index: np.ndarray, n: int) -> np.ndarray:
+    """MATLAB's symmetric padding of 0-based indices: ... 1 0 | 0 1 ... n-1 | n-1 n-2 ..."""
+    aux = np.concatenate([np.arange(n), np.arange(n - 1, -1, -1)])
+    return aux[np.mod(index, 2 * n)]
+
+
+@functools.lru_cache(maxsize=128)
+def _plan(in_len: int, out_len: int, scale: float, method: str, antialiasing: bool) -> _Pass:
+    kernel, width = _KERNELS[method]
+    if scale < 1 and antialiasing:
+
+        def h(x):
+            return scale * kernel(scale * x)
+
+        width = width / scale
+    else:
+        h = kernel
+    x = np.arange(1, out_len + 1, dtype=np.float64)
+    u = x / scale + 0.5 * (1 - 1 / scale)
+    left = np.floor(u - width / 2)
+    n_taps = int(math.ceil(width)) + 2
+    idx1 = left[:, None] + np.arange(n_taps, dtype=np.float64)[None, :]  # 1-based, unmirrored
+    weights = h(u[:, None] - idx1)
+    weights = weights / weights.sum(axis=1, keepdims=True)
+    keep = np.any(weights != 0, axis=0)
+    weights = np.ascontiguousarray(weights[:, keep])
+    raw = idx1[:, keep].astype(np.int64) - 1
+    raw_start = raw[:, 0].copy()
+    offsets = raw[0] - raw[0, 0]  # the same for every row: kept columns are shared
+    return _Pass(in_len, weights, _mirror(raw, in_len), raw_start, offsets)
+
+
+# --- one pass along dimension 0 of a 2-D tensor (L, M) -------------------------------------------
+
+
+def _round_to_integer(v: torch.Tensor, max_value: int) -> torch.Tensor:
+    """Round half away from zero and clip to [0, max_value]; exact for float64 input.
+
+    (For negative values half-up and half-away-from-zero differ only on values that clip to 0.)
+    """
+    r = torch.floor(v)
+    r += (v - r) >= 0.5
+    return r.clamp_(0, max_value)
+
+
+def _pass_exact(x: torch.Tensor, p: _Pass, dtype: torch.dtype) -> torch.Tensor:
+    """sum_t w[:, t] * x[idx[:, t]] accumulated tap by tap (MATLAB's order) in `dtype`."""
+    w = torch.from_numpy(p.weights).to(device=x.device, dtype=dtype)
+    idx = torch.from_numpy(p.indices).to(x.device)
+    acc = None
+    for t in range(w.shape[1]):
+        term = w[:, t : t + 1] * x.index_select(0, idx[:, t]).to(dtype)
+        acc = term if acc is None else acc + term
+    return acc
+
+
+# Output rows per block in the fast path: small blocks keep each banded matrix nearly dense.
+_BLOCK_ROWS_DOWN = 8
+_BLOCK_ROWS_UP = 32
+# Output rows per rounding chunk: the float32 chunk (rows x M) stays in L2 for DIV2K widths.
+_CHUNK_ROWS = 64
+
+
+@functools.lru_cache(maxsize=32)
+def _blocks(p: _Pass) -> list[tuple[int, int, int, int, torch.Tensor]]:
+    """Split a pass into blocks of output rows (i0, i1) with the raw input range [first, last] they
+    read and the dense (i1 - i0, last - first + 1) float32 weight matrix of the block."""
+    n_b = _BLOCK_ROWS_DOWN if p.out_len < p.in_len else _BLOCK_ROWS_UP
+    raw = p.raw_start[:, None] + p.offsets[None, :]
+    w32 = p.weights.astype(np.float32)
+    out, shared = [], {}
+    for i0 in range(0, p.out_len, n_b):
+        i1 = min(p.out_len, i0 + n_b)
+        first, last = int(raw[i0:i1].min()), int(raw[i0:i1].max())
+        local = raw[i0:i1] - first
+        key = (i1 - i0, local.tobytes(), w32[i0:i1].tobytes())
+        if key not in shared:  # uniform plans share one matrix between all blocks
+            m = np.zeros((i1 - i0, last - first + 1), dtype=np.float32)
+            np.add.at(m, (np.arange(i1 - i0)[:, None], local), w32[i0:i1])
+            shared[key] = torch.from_numpy(m)
+        out.append((i0, i1, first, last, shared[key]))
+    return out
+
+
+def _exact_rows(x: torch.Tensor, p: _Pass, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """The float64 value of output pixels (rows, cols), tap by tap in MATLAB's order."""
+    taps = torch.from_numpy(p.indices)[rows]  # (F, T) source rows
+    w = torch.from_numpy(p.weights)[rows]  # (F, T)
+    vals = x[taps, cols[:, None]].to(torch.float64)
+    exact = w[:, 0] * vals[:, 0]
+    for t in range(1, vals.shape[1]):
+        exact = exact + w[:, t] * vals[:, t]
+    return exact
+
+
+def _pass_uint8_fast(x: torch.Tensor, p: _Pass) -> torch.Tensor:
+    """A uint8 pass on the CPU: banded float32 matmuls, then an exact recompute near .5 boundaries."""
+    L, M = x.shape
+    # Float32 error bound for a sum of T products of |w| * 255 in any order (BLAS picks the order):
+    # (T + 2) roundings of at most 2**-24 * 255 * sum|w|, plus the weights' own rounding. Twice that
+    # is the band around .5 where float32 could round differently from double: recomputed exactly.
+    n_taps = p.weights.shape[1]
+    margin = 2.0 * (n_taps + 3) * 2.0**-24 * 255.0 * float(np.abs(p.weights).sum(axis=1).max())
+    blocks = _blocks(p)
+    span = max(last - first + 1 for _, _, first, last, _ in blocks)
+    src = torch.empty((span, M), dtype=torch.float32)
+    acc = torch.empty((p.out_len, M), dtype=torch.float32)
+    for i0, i1, first, last, m in blocks:
+        n_in = last - first + 1
+        if first >= 0 and last < L:
+            src[:n_in].copy_(x[first : last + 1])
+        else:
+            src[:n_in].copy_(
+                x.index_select(0, torch.from_numpy(_mirror(np.arange(first, last + 1), L)))
+            )
+        torch.mm(m, src[:n_in], out=acc[i0:i1])
+    # Round half up as floor(v + 0.5) in float32: where v + 0.5 itself could round the wrong way,
+    # v lies within 2**-16 of a .5 boundary, far inside the band recomputed in double below.
+    out = torch.empty((p.out_len, M), dtype=torch.uint8)
+    far = np.empty((p.out_len, M), dtype=bool)
+    r = torch.empty((min(_CHUNK_ROWS, p.out_len), M), dtype=torch.float32)
+    for c0 in range(0, p.out_len, _CHUNK_ROWS):
+        c1 = min(p.out_len, c0 + _CHUNK_ROWS)
+        a, rc = acc[c0:c1], r[: c1 - c0]
+        a.add_(0.5)
+        torch.floor(a, out=rc)
+        a.sub_(rc).sub_(0.5).abs_()  # distance of v's fractional part from .5, flipped: 0.5 - that
+        np.less(a.numpy(), 0.5 - margin, out=far[c0:c1])  # (torch's comparisons are slower here)
+        out[c0:c1].copy_(rc.clamp_(0, 255))
+    flat = torch.from_numpy(np.flatnonzero(~far))
+    if flat.numel():
+        rows, cols = flat // M, flat % M
+        out[rows, cols] = _round_to_integer(_exact_rows(x, p, rows, cols), 255).to(torch.uint8)
+    return out
+
+
+def _resize_dim(x: torch.Tensor, dim: int, p: _Pass, int_max: int | None) -> torch.Tensor:
+    """Resize tensor `x` along `dim`; integer data (int_max set) is rounded back after the pass."""
+    moved = x.movedim(dim, 0)
+    shape = moved.shape
+    x2 = moved.reshape(shape[0], -1)
+    if int_max is None:
+        y = _pass_exact(x2, p, x.dtype)
+    elif x.dtype == torch.uint8 and x.device.type == "cpu":
+        y = _pass_uint8_fast(x2, p)
+    else:
+        y = _round_to_integer(_pass_exact(x2, p, torch.float64), int_max).to(x.dtype)
+    return y.reshape(p.out_len, *shape[1:]).movedim(0, dim).contiguous()
+
+
+def _check_method(method: str, antialiasing: bool) -> bool:
+    if method not in METHODS:
+        raise ValueError(f"imresize: unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    # MATLAB never antialiases 'nearest' by default; a box kernel stretched by 1/s would blur.
+    return bool(antialiasing) and method != "nearest"
+
+
+def _sizes_and_scales(in_hw, scale, output_shape):
+    """MATLAB's rules: scale -> ceil(scale * size); output_shape -> scale = out / in per dimension."""
+    if (scale is None) == (output_shape is None):
+        raise ValueError("imresize: give exactly one of scale or output_shape")
+    if output_shape is not None:
+        if len(output_shape) != 2 or any(int(v) != v or v <= 0 for v in output_shape):
+            raise ValueError(
+                f"imresize: output_shape must be two positive integers (rows, cols), got {output_shape}"
+            )
+        out_hw = tuple(int(v) for v in output_shape)
+        scales = tuple(o / i for o, i in zip(out_hw, in_hw))
+    else:
+        scales = tuple(scale) if isinstance(scale, (tuple, list)) else (scale, scale)
+        if len(scales) != 2 or not all(
+            isinstance(s, (int, float, np.floating, np.integer)) and math.isfinite(s) and s > 0
+            for s in scales
+        ):
+            raise ValueError(f"imresize: scale must be a positive number (or two), got {scale!r}")
+        scales = tuple(float(s) for s in scales)
+        out_hw = tuple(int(math.ceil(s * n)) for s, n in zip(scales, in_hw))
+    return out_hw, scales
+
+
+def _resize_hw(x: torch.Tensor, hdim: int, scale, output_shape, method, antialiasing, int_max):
+    in_hw = (x.shape[hdim], x.shape[hdim + 1])
+    out_hw, scales = _sizes_and_scales(in_hw, scale, output_shape)
+    aa = _check_method(method, antialiasing)
+    # The dimension with the smaller scale first; Python's sort is stable, so rows first on a tie.
+    for d in sorted((0, 1), key=lambda d: scales[d]):
+        if out_hw[d] == in_hw[d] and scales[d] == 1:
+            continue  # an exact identity in MATLAB too (weights 0/1)
+        p = _plan(in_hw[d], out_hw[d], scales[d], method, aa)
+        x = _resize_dim(x, hdim + d, p, int_max)
+    return x
+
+
+def imresize(
+    img: np.ndarray,
+    scale: float | tuple[float, float] | None = None,
+    output_shape: tuple[int, int] | None = None,
+    method: str = "bicubic",
+    antialiasing: bool = True,
+) -> np.ndarray:
+    """MATLAB's `imresize(img, scale)` / `imresize(img, output_shape)` on an (H, W) or (H, W, C) array.
+
+    uint8 / uint16 in -> the same type out (rounded after each 1-D pass, as MATLAB does);
+    float32 / float64 in -> float64 out, never rounded. `method`: 'bicubic', 'bilinear' or 'nearest'.
+    """
+    if not isinstance(img, np.ndarray):
+        hint = (
+            " (for tensors use imresize_torch)"
+            if torch.is_tensor(img)
+            else " (use np.asarray(img))"
+        )
+        raise TypeError(f"imresize: expected a NumPy array, got {type(img).__name__}{hint}")
+    if img.ndim not in (2, 3):
+        raise ValueError(f"imresize: expected an (H, W) or (H, W, C) array, got shape {img.shape}")
+    if img.size == 0:
+        raise ValueError(f"imresize: the image is empty (shape {img.shape})")
+    dtype = img.dtype
+    if dtype not in _INTEGER_DTYPES and dtype not in _FLOAT_DTYPES:
+        raise TypeError(
+            f"imresize: unsupported dtype {dtype}; use uint8, uint16, float32 or float64"
+        )
+    if dtype == np.uint16:
+        x = torch.from_numpy(img.astype(np.int32))  # torch's uint16 support is partial
+    elif dtype in _FLOAT_DTYPES:
+        x = torch.from_numpy(np.ascontiguousarray(img, dtype=np.float64))
+    else:
+        x = torch.from_numpy(np.ascontiguousarray(img))
+    y = _resize_hw(x, 0, scale, output_shape, method, antialiasing, _INTEGER_DTYPES.get(dtype))
+    return y.numpy().astype(dtype if dtype in _INTEGER_DTYPES else np.float64, copy=False)
+
+
+def imresize_torch(
+    x: torch.Tensor,
+    scale: float | tuple[float, float] | None = None,
+    output_shape: tuple[int, int] | None = None,
+    method: str = "bicubic",
+    antialiasing: bool = True,
+) -> torch.Tensor:
+    """`imresize` for (C, H, W) or (N, C, H, W) tensors on any device.
+
+    float64: bit-for-bit the NumPy float path. float32/float16/bfloat16: computed in float32 (within
+    1e-4 of float64 on [0, 255] data). uint8: rounded after each pass, bit-exact with `imresize`.
+    """
+    if not torch.is_tensor(x):
+        raise TypeError(f"imresize_torch: expected a torch tensor, got {type(x).__name__}")
+    if x.dim() not in (3, 4):
+        raise ValueError(
+            f"imresize_torch: expected (C, H, W) or (N, C, H, W), got shape {tuple(x.shape)}"
+        )
+    if x.numel() == 0:
+        raise ValueError(f"imresize_torch: the tensor is empty (shape {tuple(x.shape)})")
+    if x.dtype == torch.uint8:
+        return _resize_hw(x, x.dim() - 2, scale, output_shape, method, antialiasing, 255)
+    if not x.is_floating_point():
+        raise TypeError(f"imresize_torch: unsupported dtype {x.dtype}; use uint8 or a float type")
+    work = x if x.dtype in (torch.float32, torch.float64) else x.float()
+    y = _resize_hw(work, work.dim() - 2, scale, output_shape, method, antialiasing, None)
+    return y.to(x.dtype)

@@ -1,0 +1,2 @@
+"""Evaluation: the papers' metrics (PSNR/SSIM on Y, LPIPS), evaluate() beside bicubic, super-resolving
+whole images, the figures, the kept outputs, the run records, the report and the blind rating page."""

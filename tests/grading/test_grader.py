@@ -1,0 +1,247 @@
+"""The autograder: full marks for the reference, nothing for the kit as released, one TODO per
+mistake, bounded cost for loops, and no way for a submission to change its own score."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import shutil
+from pathlib import Path
+
+import pytest
+
+from sr_course.course import TODOS
+from sr_course.grading import grader
+from sr_course.grading.grader import grade, grade_many
+from sr_course.grading.kit import EDITABLE, KIT_ROOT
+from sr_course.grading.release import build_release
+from sr_course.grading.todos import grade_todos
+
+MODELS_TODOS = [t for t, entry in TODOS.items() if entry.file == "models"]
+
+
+@pytest.fixture(scope="module")
+def kit(tmp_path_factory):
+    out = tmp_path_factory.mktemp("release") / "kit"
+    build_release(out, verbose=False, check=False)
+    return out
+
+
+def _submission(folder: Path, source: Path = KIT_ROOT, edits: dict | None = None) -> Path:
+    """A submission folder: the student files of `source`, with `edits` ({file: f(text)}) applied."""
+    for rel in EDITABLE:
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        text = (source / rel).read_text()
+        if edits and rel in edits:
+            text = edits[rel](text)
+        (folder / rel).write_text(text)
+    return folder
+
+
+def _digest(folder: Path) -> dict:
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _scores(report: dict) -> dict:
+    return {t: e["score"] for t, e in report["todos"].items()}
+
+
+def test_reference_scores_full_marks_with_notebooks(tmp_path):
+    submission = _submission(tmp_path / "reference")
+    before = _digest(submission)
+    report = grade(submission, json_out=tmp_path / "grade.json", verbose=False)
+    assert _scores(report) == {t: 1.0 for t in TODOS}
+    nb = report["notebooks"]
+    assert nb["score"] == 1.0 and nb["total"] >= 30, nb["failures"]
+    assert report["flags"] == []
+    assert report["points"]["total"] == report["points"]["max"] == grader.MAX_POINTS
+    assert (tmp_path / "grade.json").exists()
+    assert _digest(submission) == before
+
+
+def test_kit_as_released_scores_zero_with_not_implemented_sentences(kit):
+    report = grade_todos({rel: (kit / rel).read_text() for rel in EDITABLE})
+    for todo, entry in report["todos"].items():
+        assert entry["score"] == 0.0
+        file = TODOS[todo].file
+        assert entry["first_failure"] == (
+            f"{todo} is not implemented yet: fill in its TODO box in sr_course/{file}.py"
+        )
+    assert report["flags"] == []
+
+
+def test_a_syntax_error_costs_only_its_file(tmp_path):
+    submission = _submission(
+        tmp_path / "s", edits={"sr_course/losses.py": lambda t: t + "\ndef oops(:\n"}
+    )
+    report = grade(submission, notebooks=False, verbose=False)
+    for todo, file in ((t, e.file) for t, e in TODOS.items()):
+        assert report["todos"][todo]["score"] == (0.0 if file == "losses" else 1.0), todo
+    sentence = report["todos"]["pixel_mse"]["first_failure"]
+    assert sentence.startswith(
+        "sr_course/losses.py does not compile (SyntaxError at losses.py line"
+    )
+    assert sentence.endswith("every TODO of losses.py scores 0 until it does")
+
+
+def test_an_endless_loop_costs_only_its_todo(tmp_path):
+    loop = "    while True:\n        pass\n"
+    edits = {
+        "sr_course/models.py": lambda t: t.replace(
+            "    layers_before_block = sum(", loop + "    layers_before_block = sum(", 1
+        )
+    }
+    report = grade(
+        _submission(tmp_path / "s", edits=edits), notebooks=False, timeout=5, verbose=False
+    )
+    assert _scores(report) == {t: float(t != "TruncatedVGG19") for t in TODOS}
+    assert report["todos"]["TruncatedVGG19"]["first_failure"] == (
+        "TruncatedVGG19 did not finish within 5 s (an endless loop?); "
+        "the checks after that point were not run"
+    )
+
+
+def test_one_todo_filled_scores_exactly_that_todo(kit, tmp_path):
+    from sr_course.grading.kit import find_regions
+
+    reference = (KIT_ROOT / "sr_course/models.py").read_text()
+    region = next(r for r in find_regions(reference, "m") if r.todo_id == "ConvolutionalBlock")
+
+    def fill(text):
+        from sr_course.grading.kit import _stub
+
+        return text.replace(_stub(region), "\n".join(region.lines), 1)
+
+    submission = _submission(tmp_path / "s", source=kit, edits={"sr_course/models.py": fill})
+    report = grade(submission, notebooks=False, verbose=False)
+    assert _scores(report) == {t: float(t == "ConvolutionalBlock") for t in TODOS}
+
+
+# --- forgery: the submission is the kit's stubs plus an attack; its score must stay 0 -------------
+
+ATTACKS = {
+    "atexit hook": """
+import atexit, glob, os
+def _forge():
+    for path in glob.glob("/tmp/**/*.pt", recursive=True) + glob.glob("/tmp/**/status.json", recursive=True):
+        try:
+            open(path, "w").write("{}")
+        except OSError:
+            pass
+atexit.register(_forge)
+""",
+    "os._exit(0) at import": "\nimport os\nos._exit(0)\n",
+    "sys.exit at import": "\nimport sys\nsys.exit(0)\n",
+    "writing and deleting the outputs": """
+from pathlib import Path
+_out = Path(__file__).resolve().parents[3] / "out"
+for _p in list(_out.rglob("*")):
+    try:
+        _p.unlink() if _p.is_file() else None
+    except OSError:
+        pass
+try:
+    (_out / "status.json").write_text("{}")
+except OSError:
+    pass
+""",
+    "patching torch and the checks": """
+import torch
+from sr_course import checks
+torch.allclose = lambda *a, **k: True
+torch.equal = lambda *a, **k: True
+checks.check_srresnet = lambda: print("SRResNet: OK (1,549,462 parameters)")
+""",
+    "reading the reference": """
+import os
+try:
+    exec(open(os.path.join(REFERENCE, "sr_course", "models.py")).read())
+except OSError:
+    pass
+""",
+    "a subprocess": """
+import subprocess
+try:
+    subprocess.run(["true"])
+except OSError:
+    pass
+""",
+}
+
+
+@pytest.mark.parametrize("attack", ATTACKS, ids=list(ATTACKS))
+def test_forgery_does_not_raise_the_score_and_is_flagged(kit, tmp_path, attack):
+    code = ATTACKS[attack].replace("REFERENCE", repr(str(KIT_ROOT)))
+    submission = _submission(
+        tmp_path / "s", source=kit, edits={"sr_course/models.py": lambda t: t + code}
+    )
+    report = grade(submission, notebooks=False, verbose=False)
+    assert _scores(report) == {t: 0.0 for t in TODOS}
+    assert report["flags"], "the attempt was not flagged"
+    assert report["points"]["total"] == 0.0
+
+
+def test_reading_the_reference_is_refused_even_for_a_correct_file(tmp_path):
+    """A correct models.py that also tries to read the reference keeps its points and is flagged."""
+    code = ATTACKS["reading the reference"].replace("REFERENCE", repr(str(KIT_ROOT)))
+    submission = _submission(tmp_path / "s", edits={"sr_course/models.py": lambda t: t + code})
+    report = grade(submission, notebooks=False, verbose=False)
+    assert _scores(report) == {t: 1.0 for t in TODOS}
+    assert any("uses open" in f for f in report["flags"])
+    assert any("blocked open" in f for f in report["flags"])
+
+
+def test_forged_self_checks_earn_no_notebook_points(kit, tmp_path):
+    """The stubs plus self-checks patched to print OK: the check cells print the right lines, but
+    count only where the grader found the TODOs right; the flag withholds the notebook points."""
+    code = ATTACKS["patching torch and the checks"]
+    submission = _submission(
+        tmp_path / "s", source=kit, edits={"sr_course/models.py": lambda t: t + code}
+    )
+    report = grade(submission, verbose=False, cell_timeout=60)
+    nb = report["notebooks"]
+    assert any(
+        "its self-check passed, but the grader found SRResNet wrong" in f for f in nb["failures"]
+    ), nb["failures"]
+    assert report["points"]["notebooks_withheld"] and report["points"]["notebooks"] == 0.0
+    assert report["points"]["total"] == 0.0
+
+
+def test_grade_many_writes_a_gradebook(kit, tmp_path):
+    subs = tmp_path / "class"
+    _submission(subs / "alice")
+    shutil.copytree(kit, subs / "bob")
+    _submission(
+        subs / "carol",
+        edits={
+            "sr_course/losses.py": lambda t: t.replace(
+                "return F.mse_loss(sr, hr)", "return F.l1_loss(sr, hr)"
+            )
+        },
+    )
+    before = _digest(subs)
+    reports = grade_many([subs], tmp_path / "grades", jobs=2, notebooks=False, verbose=False)
+    assert [Path(r["submission"]).name for r in reports] == ["alice", "bob", "carol"]
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "grades" / "gradebook.csv").read_text())))
+    assert [r["student"] for r in rows] == ["alice", "bob", "carol"]
+    assert [float(r["total"]) for r in rows] == [10.0, 0.0, 9.0]
+    assert rows[2]["pixel_mse"] == "0.0" and rows[2]["VGGContentLoss"] == "1.0"
+    assert set(rows[0]) == {"student", *TODOS, "todos", "notebooks", "total", "max", "flags"}
+    for name in ("alice", "bob", "carol"):
+        assert (tmp_path / "grades" / f"{name}.json").is_file()
+    assert _digest(subs) == before
+
+
+def test_scan_flags_only_what_the_reference_does_not_use():
+    files = {rel: (KIT_ROOT / rel).read_text() for rel in EDITABLE}
+    assert grader.scan(files) == []
+    files["sr_course/losses.py"] += "\nimport atexit\nimport math\nexec('x = 1')\n"
+    flags = grader.scan(files)
+    assert "sr_course/losses.py: imports atexit" in flags
+    assert any(f.startswith("sr_course/losses.py:") and f.endswith("uses exec") for f in flags)
+    assert not any("math" in f for f in flags)
