@@ -19,8 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from sr_course.checks import COURSE_ORDER
-from sr_course.course import NOTEBOOKS
+from sr_course.course import NOTEBOOKS, TODOS
 
 HERE = Path(__file__).resolve().parent
 STUDENT_KIT = not (HERE / "sr_course" / "grading").is_dir()
@@ -31,7 +30,7 @@ _blocked_notebooks: dict[str, str] = {}
 def _unfinished_todo(text: str) -> str | None:
     """The TODO a failure report shows unfinished: a stub's message ("TODO: <name>: ...") or a
     command's sentence ("needs <name>, which is not implemented yet")."""
-    names = "|".join(re.escape(name) for name in COURSE_ORDER)
+    names = "|".join(re.escape(name) for name in TODOS)
     found = re.search(rf"TODO: ({names}): |needs ({names}), which is not implemented yet", text)
     return found and (found.group(1) or found.group(2))
 

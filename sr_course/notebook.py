@@ -12,7 +12,6 @@ import matplotlib.pyplot as plt
 
 from .config import load_config
 from .course import NOTEBOOKS
-from .evaluation.visualize import plot_history
 from .utils import get_device
 
 KIT_ROOT = Path(__file__).resolve().parents[1]
@@ -50,6 +49,10 @@ class LivePlot:
         if self.calls % self.every:
             return
         from IPython.display import display  # inside a notebook kernel only
+
+        # The figures import the networks (the student's files): here, not at the top, so that the
+        # setup cell runs while a student file does not compile yet.
+        from .evaluation.visualize import plot_history
 
         fig = plot_history(trainer.history, title=f"{trainer.stage}: iteration {trainer.iteration}")
         if self.handle is None:

@@ -92,3 +92,36 @@ def test_demo_writes_results_json_and_grid(tmp_path):
 
 def test_checks_do_not_leave_grad_disabled():
     assert torch.is_grad_enabled()
+
+
+def test_a_student_file_that_does_not_compile_fails_only_its_own_checks(tmp_path):
+    """The notebooks' setup cell and the other files' self-checks run while models.py is broken."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    package = Path(checks.__file__).parent
+    shutil.copytree(package, tmp_path / "sr_course", ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "sr_course" / "models.py").write_text("class SRResNet(:\n")
+    script = (
+        "from sr_course import checks\n"
+        "from sr_course.notebook import setup\n"
+        "setup('smoke')\n"
+        "checks.check_pixel_loss()\n"
+        "try:\n"
+        "    checks.check_blocks()\n"
+        "except SyntaxError as err:\n"
+        "    print('blocks:', type(err).__name__, err.filename.endswith('models.py'))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tmp_path), "PYTHONDONTWRITEBYTECODE": "1"},
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    lines = run.stdout.splitlines()
+    assert lines[0].startswith("profile : smoke")
+    assert lines[-2:] == ["pixel_mse: OK", "blocks: SyntaxError True"]

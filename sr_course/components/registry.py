@@ -9,6 +9,11 @@
 sr and hr are (N, 3, H, W) in [-1, 1]. OPTIONS maps each config key to its registry: the config's
 option lists (config.validate) are these keys, so a new entry here is a new choice there.
 
+The registries name their parts when imported, and import the student's files (models.py,
+losses.py, and the GAN objectives, which call the student's losses) only when a part is built: a
+config then loads, and its options are checked, while a student file does not compile yet (the
+notebooks' setup cell, the other files' self-checks, a grader's kernels).
+
 Adding a loss: write it (sr_course/losses.py, beyond the TODOs), add one row to PIXEL_LOSSES or
 CONTENT_LOSSES. Adding an architecture: its module in this folder, one row in ARCHITECTURES, its
 settings under model.<name> in the config.
@@ -18,13 +23,29 @@ from __future__ import annotations
 
 import torch
 
-from .. import losses
-from ..models import Generator, TruncatedVGG19
-from .adversarial import RelativisticGAN, StandardGAN, WassersteinGAN
 from .archs import VDSR, RRDBNet, SwinIR
 
+
+def _losses():
+    from .. import losses  # the student's file, when a loss is built (see the module docstring)
+
+    return losses
+
+
+def _models():
+    from .. import models  # the student's file, when a network is built
+
+    return models
+
+
+def _adversarial():
+    from . import adversarial  # calls the student's losses; imported when an objective is built
+
+    return adversarial
+
+
 ARCHITECTURES = {
-    "srresnet": lambda c: Generator(**c.G),
+    "srresnet": lambda c: _models().Generator(**c.G),
     "rrdb": lambda c: RRDBNet(scaling_factor=int(c.scale), **c.model.rrdb),
     "vdsr": lambda c: VDSR(scaling_factor=int(c.scale), **c.model.vdsr),
     "swinir": lambda c: SwinIR(scaling_factor=int(c.scale), **c.model.swinir),
@@ -32,29 +53,31 @@ ARCHITECTURES = {
 
 # Looked up on the losses module when built, so the student's current version is the one used.
 PIXEL_LOSSES = {
-    "mse": lambda: losses.pixel_mse,
-    "l1": lambda: losses.pixel_l1,
+    "mse": lambda: _losses().pixel_mse,
+    "l1": lambda: _losses().pixel_l1,
 }
 
 
 def _vgg_content_loss(c, device, memory_format) -> torch.nn.Module:
     """l_VGG/(i,j): MSE of VGG19 features phi_(vgg.i, vgg.j), rescaled by srgan.vgg_rescale."""
     v = c.vgg
-    vgg = TruncatedVGG19(v.i, v.j, v.weights, before_activation=v.before_activation)
-    return losses.VGGContentLoss(vgg.to(device, memory_format=memory_format), c.srgan.vgg_rescale)
+    vgg = _models().TruncatedVGG19(v.i, v.j, v.weights, before_activation=v.before_activation)
+    return _losses().VGGContentLoss(
+        vgg.to(device, memory_format=memory_format), c.srgan.vgg_rescale
+    )
 
 
 CONTENT_LOSSES = {
     "vgg": _vgg_content_loss,
-    "mse": lambda c, device, memory_format: losses.pixel_mse,
-    "l1": lambda c, device, memory_format: losses.pixel_l1,
+    "mse": lambda c, device, memory_format: _losses().pixel_mse,
+    "l1": lambda c, device, memory_format: _losses().pixel_l1,
 }
 
 GAN_OBJECTIVES = {
-    "standard": lambda s: StandardGAN(s.label_smoothing),
-    "ragan": lambda s: RelativisticGAN(),
-    "wgan": lambda s: WassersteinGAN(clip_value=s.clip_value),
-    "wgan-gp": lambda s: WassersteinGAN(gp_weight=s.gp_weight),
+    "standard": lambda s: _adversarial().StandardGAN(s.label_smoothing),
+    "ragan": lambda s: _adversarial().RelativisticGAN(),
+    "wgan": lambda s: _adversarial().WassersteinGAN(clip_value=s.clip_value),
+    "wgan-gp": lambda s: _adversarial().WassersteinGAN(gp_weight=s.gp_weight),
 }
 
 
@@ -94,6 +117,6 @@ def build_generator(config) -> torch.nn.Module:
     return ARCHITECTURES[config.model.arch](config)
 
 
-def build_adversarial(config) -> StandardGAN:
+def build_adversarial(config):
     """The GAN objective `config.srgan.gan` names."""
     return GAN_OBJECTIVES[config.srgan.gan](config.srgan)
