@@ -26,7 +26,7 @@ class CheckFailed(AssertionError):
     """A self-check found a problem; the message names the TODO and what to fix."""
 
 
-# What is wrong, in the words the grader uses too (sr_course/grader.py judges with these sentences),
+# What is wrong, in the words the grader uses too (sr_course/grading/probes.py judges with these sentences),
 # so a student who sees a self-check pass and a grader who finds the same mistake say the same thing.
 MESSAGES = {
     "leaky slope": "negative values are not scaled as a LeakyReLU with slope 0.2 would "

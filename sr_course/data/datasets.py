@@ -1,6 +1,6 @@
 """Data on disk, data lists, and SRDataset with fast patch sampling.
 
-Layout under the data root (what data_prep/download.py and sr_course.sample write):
+Layout under the data root (what data_prep/download.py and sr_course/data/sample.py write):
 
     DIV2K/DIV2K_train_HR/0001.png        DIV2K/DIV2K_train_LR_bicubic/X4/0001x4.png
     DIV2K/DIV2K_valid_HR/0801.png        DIV2K/DIV2K_valid_LR_bicubic/X4/0801x4.png

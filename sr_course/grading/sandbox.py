@@ -1,5 +1,5 @@
 """The grader's sandbox: runs the probes on a student's code and only writes their outputs
-(instructor-only; started by sr_course.grader as `python sandbox.py JOB.json`, never imported by it).
+(instructor-only; started by sr_course/grading/todos.py as `python sandbox.py JOB.json`, never imported by it).
 
 The runner imports torch, then forks one child per TODO (a few at a time). Each child:
   1. installs an audit hook (PEP 578) that cannot be removed: files may be read only from Python's

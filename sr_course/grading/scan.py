@@ -15,8 +15,9 @@ from .kit import KIT_ROOT
 SUSPICIOUS_MODULES = {
     "atexit", "subprocess", "socket", "ctypes", "signal", "builtins", "importlib", "gc", "pytest",
     "_pytest", "nbval", "nbclient", "jupyter_client", "multiprocessing", "threading", "pickle",
-    "marshal", "shutil", "inspect", "sr_course.checks", "sr_course.grader", "sr_course.sandbox",
-    "sr_course.probes", "sr_course.release",
+    "marshal", "shutil", "inspect", "sr_course.checks", "sr_course.grading", "sr_course.grading.grader",
+    "sr_course.grading.sandbox", "sr_course.grading.probes", "sr_course.grading.release",
+    "sr_course.grading.todos", "sr_course.grading.kit",
 }  # fmt: skip
 SUSPICIOUS_CALLS = {
     "exec", "eval", "compile", "__import__", "open", "breakpoint", "globals", "setattr", "delattr",
