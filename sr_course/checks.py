@@ -238,9 +238,8 @@ def vgg_truncation_problem(i: int, j: int, n) -> str | None:
     from . import models
 
     layers = list(torchvision.models.vgg19(weights=None).features)
-    k = (
-        sum(models.VGG19_BLOCKS[b] for b in range(1, i)) + j
-    )  # phi_(i,j)'s convolution, counted from 1
+    # phi_(i,j)'s convolution, counted from 1
+    k = sum(models.VGG19_BLOCKS[b] for b in range(1, i)) + j
     where = f"phi_({i},{j}) ends at the ReLU after convolution {k} (convolution {j} of block {i})"
     if not isinstance(n, int) or not 1 <= n <= len(layers):
         return f"vgg19_truncation_index({i}, {j}) = {n!r} is not a number of layers of vgg19().features (1 to {len(layers)}); {where}"

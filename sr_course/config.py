@@ -183,7 +183,7 @@ _PROFILE_CHANGES = {
 }
 
 PROFILES = tuple(_PROFILE_CHANGES)
-# One line per profile, for --help and the notebooks' setup line.
+# One line per profile, for --help (the notebooks' setup line lists PROFILES).
 PROFILE_NOTES = {
     "paper": "GPU, DIV2K, the paper's recipe",
     "course": "GPU, DIV2K, the paper's recipe in about 4 T4-hours",

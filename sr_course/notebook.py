@@ -10,7 +10,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from .config import load_config
+from .config import PROFILES, load_config
 from .course import NOTEBOOKS
 from .utils import get_device
 
@@ -28,7 +28,7 @@ def setup(profile: str | None = None, **overrides):
     device = get_device(None if cfg.device == "auto" else cfg.device)
     cfg.device = str(device)
     print(
-        f"profile : {cfg.profile}   (choose with SR_PROFILE=paper|course|demo|smoke before starting Jupyter)"
+        f"profile : {cfg.profile}   (choose with SR_PROFILE={'|'.join(PROFILES)} before starting Jupyter)"
     )
     print(f"device  : {device}")
     print(

@@ -67,10 +67,13 @@ def _vgg_content_loss(c, device, memory_format) -> torch.nn.Module:
     )
 
 
+# VGG features, or any pixel loss of PIXEL_LOSSES on the pixels themselves.
 CONTENT_LOSSES = {
     "vgg": _vgg_content_loss,
-    "mse": lambda c, device, memory_format: _losses().pixel_mse,
-    "l1": lambda c, device, memory_format: _losses().pixel_l1,
+    **{
+        name: (lambda c, device, memory_format, pick=pick: pick())
+        for name, pick in PIXEL_LOSSES.items()
+    },
 }
 
 GAN_OBJECTIVES = {
