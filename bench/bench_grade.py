@@ -1,7 +1,8 @@
 """Grading time: one submission, a looping one, and a class of 20 (notebooks included).
 
-    python bench/bench_grade.py            # all three
+    python bench/bench_grade.py                      # all three, in the strongest sandbox here
     python bench/bench_grade.py --class-size 6
+    python bench/bench_grade.py --isolation user --class-size 0   # the 'user' mode (as root)
 
 The class mixes what instructors get: correct submissions, untouched kits, realistic bugs (from the
 mutation suite) and one submission with an endless loop in ConvolutionalBlock (the worst place:
@@ -20,10 +21,11 @@ from pathlib import Path
 
 from common import emit, machine
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "grading"))
 
 from test_mutations import MUTANTS, _files_with  # noqa: E402
 
+from sr_course.grading import isolation
 from sr_course.grading.grader import grade, grade_many
 from sr_course.grading.kit import EDITABLE, KIT_ROOT
 from sr_course.grading.release import build_release
@@ -47,7 +49,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--class-size", type=int, default=20)
     parser.add_argument("--jobs", type=int, default=os.cpu_count())
+    parser.add_argument("--isolation", default="auto", help="auto, bwrap or user")
     args = parser.parse_args()
+    mode = isolation.choose(args.isolation)
     reference = {rel: (KIT_ROOT / rel).read_text() for rel in EDITABLE}
     with tempfile.TemporaryDirectory(prefix="bench-grade-") as tmp:
         tmp = Path(tmp)
@@ -60,10 +64,11 @@ def main() -> None:
             ("endless loop in ConvolutionalBlock", looping),
         ):
             t0 = time.perf_counter()
-            report = grade(write(tmp / name.split()[0], files), verbose=False)
+            report = grade(write(tmp / name.split()[0], files), verbose=False, isolation_mode=mode)
             emit(
                 bench="grade one submission",
                 case=name,
+                isolation=mode,
                 seconds=round(time.perf_counter() - t0, 1),
                 points=report["points"]["total"],
                 machine=machine(),
@@ -83,9 +88,14 @@ def main() -> None:
                 files = _files_with(file, old, new)
             subs.append(write(class_dir / f"student{k:02d}", files))
         t0 = time.perf_counter()
-        reports = grade_many([class_dir], tmp / "grades", jobs=args.jobs, verbose=False)
+        if not args.class_size:
+            return
+        reports = grade_many(
+            [class_dir], tmp / "grades", jobs=args.jobs, verbose=False, isolation_mode=mode
+        )
         emit(
             bench="grade a class",
+            isolation=mode,
             submissions=len(reports),
             jobs=args.jobs,
             seconds=round(time.perf_counter() - t0, 1),

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
+from . import threads as thread_policy
 from .config import PROFILES, load_config
 from .course import NOTEBOOKS
 from .utils import get_device
@@ -22,6 +23,7 @@ def setup(profile: str | None = None, **overrides):
     run inside notebooks/; runs go to runs/<profile>, the command line's folder too), and print
     what will be used and written."""
     cfg = load_config(profile, **overrides)
+    thread_policy.apply()  # the kernel's share of the cores (SR_THREADS overrides)
     for key in ("data_root", "runs_dir"):
         if not Path(cfg[key]).is_absolute():
             cfg[key] = str(KIT_ROOT / cfg[key])

@@ -15,6 +15,7 @@ import importlib
 import importlib.util
 import sys
 
+from .. import threads as thread_policy
 from ..checkpoint import CheckpointError
 from ..checks import open_todos
 from ..data.lists import DataError
@@ -100,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        thread_policy.apply()  # this process's share of the cores (SR_THREADS overrides)
         return args.func(args)
     except NotImplementedError as err:
         todo = open_todo_message(err)

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..threads import single_threaded
+
 METHODS = ("bicubic", "bilinear", "nearest")
 _INTEGER_DTYPES = {np.dtype(np.uint8): 255, np.dtype(np.uint16): 65535}
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -218,7 +220,10 @@ def _resize_dim(x: torch.Tensor, dim: int, p: _Pass, int_max: int | None) -> tor
     if int_max is None:
         y = _pass_exact(x2, p, x.dtype)
     elif x.dtype == torch.uint8 and x.device.type == "cpu":
-        y = _pass_uint8_fast(x2, p)
+        # Many small products: a thread pool's fork and join per product costs more than it saves,
+        # and on a loaded machine far more (sr_course/threads.py).
+        with single_threaded():
+            y = _pass_uint8_fast(x2, p)
     else:
         y = _round_to_integer(_pass_exact(x2, p, torch.float64), int_max).to(x.dtype)
     return y.reshape(p.out_len, *shape[1:]).movedim(0, dim).contiguous()

@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import grader, release
+from . import grader, isolation, release
 from .kit import ReleaseError
 
 
@@ -28,7 +28,7 @@ def register(sub) -> None:
         "grade",
         help="grade submissions: one student, or a whole class (instructors)",
         description="Reads each submission's sr_course/models.py, losses.py and solver.py (and nothing else). "
-        "Each TODO is graded by behaviour in a sandbox, against the reference, on its own; then the notebooks "
+        "Each TODO is graded by behaviour in an operating-system sandbox (bubblewrap, or a separate user), against the reference, on its own; then the notebooks "
         "run with the student's files (smoke profile). Prints a score per TODO, the notebooks and the total. "
         "Several submissions (or a folder of them) are graded in parallel into --out: one JSON per student "
         "and gradebook.csv. Submission folders are only read.",
@@ -47,6 +47,18 @@ def register(sub) -> None:
         "--cell-timeout", type=float, default=60, help="seconds per notebook cell (default 60)"
     )
     p.add_argument("--no-notebooks", action="store_true", help="grade the TODOs only")
+    p.add_argument(
+        "--isolation",
+        choices=("auto", *isolation.MODES),
+        default="auto",
+        help="the sandbox for the students' code: auto (default: the strongest that works here), "
+        "bwrap (namespaces; needs bubblewrap) or user (a separate user; needs root)",
+    )
+    p.add_argument(
+        "--no-isolation",
+        action="store_true",
+        help="run the code unsandboxed: only for grading the reference itself (reports say so)",
+    )
     p.set_defaults(func=run_grade)
 
 
@@ -56,7 +68,7 @@ def run_release(args) -> int:
         if args.git_branch:
             commit = release.commit_to_branch(Path(args.out), args.git_branch)
             print(f"committed the student kit to branch {args.git_branch} ({commit[:12]})")
-    except ReleaseError as err:
+    except (ReleaseError, isolation.IsolationError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0
@@ -64,7 +76,10 @@ def run_release(args) -> int:
 
 def run_grade(args) -> int:
     options = dict(
-        notebooks=not args.no_notebooks, timeout=args.timeout, cell_timeout=args.cell_timeout
+        notebooks=not args.no_notebooks,
+        timeout=args.timeout,
+        cell_timeout=args.cell_timeout,
+        isolation_mode="none" if args.no_isolation else args.isolation,
     )
     try:
         subs = grader.find_submissions(args.submissions)
@@ -72,7 +87,7 @@ def run_grade(args) -> int:
             grader.grade(subs[0], json_out=args.json, **options)
         else:
             grader.grade_many(subs, args.out or "grades", jobs=args.jobs, **options)
-    except ReleaseError as err:
+    except (ReleaseError, isolation.IsolationError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0

@@ -5,13 +5,17 @@
 
 How a submission is graded, and why it cannot change its own score, stage by stage:
 
+0. Isolation (isolation.py): the student's code runs only inside an operating-system sandbox
+   (bubblewrap namespaces, or a separate unprivileged user in a container without them), with
+   resource limits; the mode is in every report. Where neither works, grading refuses;
+   isolation="none" (--no-isolation) is for grading the reference itself and marks the report.
 1. TODOs, by behaviour (todos.py, with probes.py and sandbox.py).
-2. Notebooks (notebooks.py).
-3. Flags (scan.py, and what the sandbox blocked). Anything that looks like an attempt on the grader
-   (a blocked action in the sandbox, a process that ended early, imports and calls such as atexit,
-   subprocess, exec or os._exit in the student's files) is listed in `flags`; a flagged submission's
-   notebook points are withheld until an instructor has looked (inside a kernel, student code can
-   still patch library code).
+2. Notebooks (notebooks.py), each kernel in a sandbox of its own.
+3. Flags (scan.py, and what the audit hook inside the sandbox refused). Anything that looks like an
+   attempt on the grader (a refused action, a process that ended early or ran out of time, imports
+   and calls such as atexit, subprocess, exec or os._exit in the student's files) is listed in
+   `flags`; a flagged submission's notebook points are withheld until an instructor has looked
+   (inside a kernel, student code can still patch library code).
 
 Score: each TODO is worth TODO_POINTS (the fraction of its probes passed), the notebooks NOTEBOOK_POINTS
 (the fraction of cells passed; nothing when no TODO earned a point, since the notebooks then ran only
@@ -25,14 +29,16 @@ import io
 import json
 import multiprocessing
 import os
+import secrets
+import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import torch
-
+from .. import threads as thread_policy
 from ..course import TODOS
-from .kit import EDITABLE, KIT_ROOT, ReleaseError
+from . import isolation
+from .kit import EDITABLE, KIT_ROOT, ReleaseError, reference_files
 from .notebooks import grade_notebooks
 from .scan import scan
 from .todos import grade_todos
@@ -67,14 +73,28 @@ def grade(
     json_out=None,
     verbose: bool = True,
     root: Path = KIT_ROOT,
+    isolation_mode: str = "auto",
+    seed: int | None = None,
+    threads: int | None = None,
 ) -> dict:
-    """Grade one submission folder (a kit with the student's sr_course files); the folder is only read."""
+    """Grade one submission folder (a kit with the student's sr_course files); the folder is only read.
+    isolation_mode: 'auto' (the strongest sandbox that works here), 'bwrap', 'user', or 'none' (only
+    for the reference: the report says "not isolated"). threads: the notebook kernels' threads
+    (default: the thread policy's share for one job, sr_course/threads.py)."""
     started = time.monotonic()
+    # 'user' mode: the sandbox's uid must read neither the reference nor this submission's folder
+    # (nor, through it, the class's other submissions).
+    protected = [*reference_files(root), *(Path(submission) / rel for rel in EDITABLE)]
+    mode = isolation.choose(isolation_mode, protected=protected)
     files = read_submission(submission)
-    result = grade_todos(files, timeout=timeout, jobs=jobs, root=root)
+    result = grade_todos(
+        files, timeout=timeout, jobs=jobs, root=root, isolation_mode=mode, seed=seed
+    )
     flags = scan(files, root) + result["flags"]
     report = {
         "submission": str(submission),
+        "isolation": mode,
+        "seed": result["seed"],
         "missing_files": [rel for rel, text in files.items() if text is None],
         "todos": result["todos"],
         "notebooks": None,
@@ -83,7 +103,12 @@ def grade(
     if notebooks:
         scores = {t: e["score"] for t, e in result["todos"].items()}
         report["notebooks"] = grade_notebooks(
-            files, scores, cell_timeout=cell_timeout, root=root, threads=jobs
+            files,
+            scores,
+            cell_timeout=cell_timeout,
+            root=root,
+            threads=thread_policy.count(1, threads),
+            isolation_mode=mode,
         )
         report["flags"] += [f"notebooks: blocked {b}" for b in report["notebooks"]["blocked"]]
     report.update(_points(report))
@@ -134,16 +159,33 @@ def format_report(report: dict) -> str:
         )
         + ")"
     )
+    rows.append(
+        f"isolation: {ISOLATION_WORDS.get(report.get('isolation'), report.get('isolation'))}"
+    )
     for flag in report["flags"]:
         rows.append(f"flag: {flag}")
     return "\n".join(rows)
 
 
+ISOLATION_WORDS = {
+    "bwrap": "bwrap (namespaces, seccomp, resource limits)",
+    "user": "user (a separate unprivileged user, resource limits)",
+    "none": "NOT ISOLATED (--no-isolation): only for grading the reference itself",
+}
+
+
 def _atomic_text(path: Path, text: str) -> None:
+    """Write path whole or not at all: a fresh temporary file beside it (mkstemp: O_EXCL, mode
+    0600, a name nobody can predict, so no FIFO or link planted there is ever opened), then a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
 
 
 def find_submissions(paths) -> list[Path]:
@@ -170,7 +212,7 @@ def find_submissions(paths) -> list[Path]:
 
 def _grade_one(args) -> dict:
     submission, out_dir, kwargs = args
-    torch.set_num_threads(1)
+    thread_policy.apply(threads=1)  # this process only judges; its kernels get kwargs["threads"]
     try:
         return grade(
             submission,
@@ -188,10 +230,15 @@ def grade_many(
     """Grade a class: every submission on its own, `jobs` at a time (default: the machine's cores);
     writes OUT/<name>.json per student and OUT/gradebook.csv; returns the reports."""
     subs = find_submissions(submissions)
+    # Refuse before anything runs; one mode and one seed for the class (each worker process then
+    # computes the reference's outputs once).
+    kwargs["isolation_mode"] = isolation.choose(kwargs.get("isolation_mode", "auto"))
+    kwargs.setdefault("seed", secrets.randbelow(2**31))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     jobs = jobs or os.cpu_count() or 1
     kwargs.setdefault("jobs", 1)
+    kwargs.setdefault("threads", thread_policy.count(jobs))  # each grading's share of the cores
     started = time.monotonic()
     reports = []
     with ProcessPoolExecutor(
@@ -218,11 +265,11 @@ def gradebook_csv(reports: list[dict]) -> str:
     """One row per student: a column per TODO, the notebooks, the total, the flags."""
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(["student", *TODOS, "todos", "notebooks", "total", "max", "flags"])
+    writer.writerow(["student", *TODOS, "todos", "notebooks", "total", "max", "isolation", "flags"])
     for r in reports:
         name = Path(r["submission"]).name
         if "error" in r:
-            writer.writerow([name, *[""] * (len(TODOS) + 4), f"not graded: {r['error']}"])
+            writer.writerow([name, *[""] * (len(TODOS) + 5), f"not graded: {r['error']}"])
             continue
         p = r["points"]
         writer.writerow(
@@ -233,6 +280,7 @@ def gradebook_csv(reports: list[dict]) -> str:
                 p["notebooks"],
                 p["total"],
                 p["max"],
+                r.get("isolation", ""),
                 "; ".join(r["flags"]),
             ]
         )

@@ -161,6 +161,17 @@ def kit_files(root: Path = KIT_ROOT) -> list[str]:
     return sorted(files)
 
 
+def reference_files(root: Path = KIT_ROOT) -> list[Path]:
+    """The files that hold the solution: the reference's student files under `root`, and those of
+    the package this grader runs from (the same files, unless `root` is another copy)."""
+    package = Path(__file__).resolve().parents[1]
+    return list(
+        dict.fromkeys(
+            [root / "sr_course" / f for f in STUDENT_FILES] + [package / f for f in STUDENT_FILES]
+        )
+    )
+
+
 def write_kit(dst: Path, files: dict[str, str], root: Path, folders: tuple[str, ...]) -> None:
     """The reference's files under `folders` (less instructor-only ones) written to `dst`, with
     `files` ({'sr_course/models.py': text, ...}) in place of the student files."""

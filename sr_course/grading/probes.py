@@ -6,8 +6,19 @@ A probe has two halves that never meet in one process:
                           ctx.solver), with the reference's version of the TODOs it builds on;
                           it only produces outputs (tensors, numbers, strings)
     judge(s, r) -> str    runs in the grader, comparing the student's outputs `s` with the
-                          reference's `r` (the same run() on the reference modules); None means right,
-                          otherwise one sentence that says what is wrong and where to look
+                          reference's `r` (the same run() on the reference modules, in a separate
+                          process); None means right, otherwise one sentence that says what is
+                          wrong and where to look
+
+What a judge may trust: the student's code shares its process with run(), so anything run() records
+about the student's code (a counter, a flag, an input it kept) could be rewritten by that code. A
+probe passes only when every output, on inputs drawn from this grading run's seed (RUN_SEED), equals
+the reference's, compared strictly (`same`: the same keys, lengths, shapes and values); what run()
+records about the code's conduct only picks the sentence that explains a failure.
+
+A TODO that builds on others (the manifest's builds_on) runs with STAND_INS in their place: modules
+with the same constructor arguments and state_dict keys that compute something else on purpose, so
+one mistake costs one TODO and no working solution of another TODO is ever in the sandbox.
 
 Networks are judged by behaviour, not size: both get the same weights, made from each state_dict
 key's name and shape (`fill_weights`), and their outputs are compared in train and eval mode at
@@ -30,6 +41,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+RUN_SEED = 0  # set by the runner from the grading run's job, before any probe runs
+
 
 @dataclass(frozen=True)
 class Probe:
@@ -37,6 +50,173 @@ class Probe:
     name: str
     run: Callable  # (ctx) -> dict of outputs
     judge: Callable  # (student outputs, reference outputs) -> sentence or None
+    rtol: float = 1e-4
+    atol: float = 1e-5
+
+    def verdict(self, s, r) -> str | None:
+        """None when the student's outputs equal the reference's (strictly: `same`) and the judge
+        finds nothing wrong; otherwise the judge's sentence, or a plain one when it has none."""
+        equal = same(s, r, self.rtol, self.atol)
+        try:
+            sentence = self.judge(s, r)
+        except Exception as err:  # noqa: BLE001 - outputs of the wrong kind
+            return (
+                f"{self.todo} ({self.name}): its outputs have the wrong kind or shape "
+                f"({type(err).__name__}): check the return values against the docstring"
+            )
+        if equal and sentence is None:
+            return None
+        return sentence or (
+            f"{self.todo} ({self.name}): its outputs differ from the reference's on this run's "
+            "inputs: compare it with its TODO box"
+        )
+
+
+def same(s, r, rtol: float = 1e-4, atol: float = 1e-5) -> bool:
+    """Are the student's outputs `s` the reference's `r`? The same structure (dict keys, list
+    lengths, types), tensors of the same shape and close values (NaN where the reference has NaN),
+    numbers close, everything else equal. Nothing the student's record leaves out or adds passes."""
+    if isinstance(r, torch.Tensor):
+        if not isinstance(s, torch.Tensor) or s.shape != r.shape or s.layout != torch.strided:
+            return False
+        if r.is_floating_point():
+            return s.is_floating_point() and bool(
+                torch.allclose(s.double(), r.double(), rtol=rtol, atol=atol, equal_nan=True)
+            )
+        return s.dtype == r.dtype and bool(torch.equal(s, r))
+    if isinstance(r, dict):
+        return (
+            isinstance(s, dict)
+            and list(s) == list(r)
+            and all(same(s[k], r[k], rtol, atol) for k in r)
+        )
+    if isinstance(r, (list, tuple)):
+        return (
+            type(s) is type(r)
+            and len(s) == len(r)
+            and all(same(a, b, rtol, atol) for a, b in zip(s, r, strict=True))
+        )
+    if isinstance(r, bool) or r is None or isinstance(r, (str, int)):
+        return type(s) is type(r) and s == r
+    if isinstance(r, float):
+        if type(s) is not float:
+            return False
+        if math.isnan(r):
+            return math.isnan(s)
+        return math.isclose(s, r, rel_tol=rtol, abs_tol=atol)
+    return False
+
+
+# --- stand-ins: the TODOs a TODO builds on, computed differently on purpose -----------------------
+
+
+class StandInConvolutionalBlock(nn.Module):
+    """ConvolutionalBlock's arguments, output shape and state_dict keys (block.0 the convolution,
+    then batch norm, then a PReLU's slope); a different computation (flipped kernels, batch norm as a
+    plain affine map, other slopes), so it is no solution of that TODO."""
+
+    def __init__(
+        self, in_channels, out_channels, kernel_size, stride=1, batch_norm=False, activation=None
+    ):
+        super().__init__()
+        act = activation.lower() if isinstance(activation, str) else activation
+        if act not in (None, "prelu", "leakyrelu", "tanh"):
+            raise ValueError(
+                f"activation must be None or prelu, leakyrelu, tanh, got {activation!r}"
+            )
+        self.block = nn.Sequential()
+        self.block.add_module(
+            "0", nn.Conv2d(in_channels, out_channels, kernel_size, stride, kernel_size // 2)
+        )
+        if batch_norm:
+            self.block.add_module(str(len(self.block)), nn.BatchNorm2d(out_channels))
+        if act == "prelu":
+            self.block.add_module(str(len(self.block)), nn.PReLU())
+        self.batch_norm, self.act = batch_norm, act
+
+    def forward(self, x):
+        conv = self.block[0]
+        y = 2.5 * nn.functional.conv2d(
+            x, conv.weight.flip(-1, -2), conv.bias, conv.stride, conv.padding
+        )
+        if self.batch_norm:
+            y = y * self.block[1].weight.view(1, -1, 1, 1) + self.block[1].bias.view(1, -1, 1, 1)
+        if self.act == "prelu":
+            y = torch.where(y > 0, y, 0.5 * self.block[-1].weight * y)
+        elif self.act == "leakyrelu":
+            y = torch.where(y > 0, y, 0.35 * y)
+        elif self.act == "tanh":
+            y = torch.tanh(0.9 * y)
+        return y
+
+
+class StandInSubPixelConvolutionalBlock(nn.Module):
+    """SubPixelConvolutionalBlock's arguments, shapes and keys (conv, prelu); it rearranges the
+    channels in another order than a pixel shuffle."""
+
+    def __init__(self, kernel_size=3, n_channels=64, scaling_factor=2):
+        super().__init__()
+        self.r = scaling_factor
+        self.conv = nn.Conv2d(
+            n_channels, n_channels * scaling_factor**2, kernel_size, padding=kernel_size // 2
+        )
+        self.pixel_shuffle = nn.Identity()
+        self.prelu = nn.PReLU()
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        y = self.conv(x).view(n, c, self.r, self.r, h, w).permute(0, 1, 4, 3, 5, 2)
+        y = y.reshape(n, c, h * self.r, w * self.r)
+        return torch.where(y > 0, y, 0.5 * self.prelu.weight * y)
+
+
+class StandInResidualBlock(nn.Module):
+    """ResidualBlock's arguments, shapes and keys (conv1, conv2); half the correction is added."""
+
+    def __init__(self, kernel_size=3, n_channels=64, batch_norm=True):
+        super().__init__()
+        self.conv1 = StandInConvolutionalBlock(
+            n_channels, n_channels, kernel_size, batch_norm=batch_norm, activation="prelu"
+        )
+        self.conv2 = StandInConvolutionalBlock(
+            n_channels, n_channels, kernel_size, batch_norm=batch_norm
+        )
+
+    def forward(self, x):
+        return x + 0.5 * self.conv2(self.conv1(x))
+
+
+class StandInAdversarial:
+    """t.adversarial for the SRGAN step's probes: a loss pair of another form than the paper's and a
+    hook that shrinks D's weights, so its place in the step shows in D's weights."""
+
+    def __init__(self, label_smoothing: float = 0.0):
+        self.label_smoothing = label_smoothing
+
+    def generator_loss(self, D, sr, hr):
+        return 0.7 * nn.functional.softplus(-D(sr).float()).mean()
+
+    def discriminator_loss(self, D, hr, sr):
+        real, fake = D(hr).float(), D(sr).float()
+        s = self.label_smoothing
+        return (
+            nn.functional.softplus(-real).mean() * (1 - s)
+            + 1.3 * nn.functional.softplus(fake).mean()
+        )
+
+    @torch.no_grad()
+    def after_discriminator_step(self, D) -> None:
+        for p in D.parameters():
+            p.mul_(0.9)
+
+
+# {TODO: {module-level name: its stand-in}} for every TODO another builds on (course.TODOS' builds_on).
+STAND_INS: dict[str, dict] = {
+    "ConvolutionalBlock": {"ConvolutionalBlock": StandInConvolutionalBlock},
+    "SubPixelConvolutionalBlock": {"SubPixelConvolutionalBlock": StandInSubPixelConvolutionalBlock},
+    "ResidualBlock": {"ResidualBlock": StandInResidualBlock},
+    "adversarial losses": {},  # the SRGAN step's probes hand the step a StandInAdversarial
+}
 
 
 # --- shared helpers --------------------------------------------------------------------------------
@@ -49,7 +229,7 @@ def fill_weights(module: nn.Module, seed: int = 0) -> None:
         for key, value in module.state_dict().items():
             if not value.is_floating_point():
                 continue
-            g = torch.Generator().manual_seed(zlib.crc32(key.encode()) + seed)
+            g = torch.Generator().manual_seed(zlib.crc32(key.encode()) + seed + RUN_SEED)
             if value.dim() >= 2:
                 fan_in = value[0].numel()
                 new = torch.randn(value.shape, generator=g) / math.sqrt(fan_in)
@@ -69,7 +249,7 @@ def _message(key: str) -> str:
 
 
 def _inputs(shapes, seed=0, scale=1.0):
-    g = torch.Generator().manual_seed(seed)
+    g = torch.Generator().manual_seed(seed + RUN_SEED)
     return [torch.randn(s, generator=g) * scale for s in shapes]
 
 
@@ -344,8 +524,13 @@ def _d_probe(case):
             got = [x[1] for x in s["block sizes"]]
             want = [x[1] for x in r["block sizes"]]
             return _message("d strides").format(got=got, want=want)
-        logits = [s[k] for k in s if k.startswith(("eval", "train"))]
-        if all(float(x.min()) >= 0 and float(x.max()) <= 1 for x in logits):
+        keys = [k for k in r if k.startswith(("eval", "train"))]
+        if all(
+            isinstance(s.get(k), torch.Tensor)
+            and s[k].shape == r[k].shape
+            and torch.allclose(s[k].float(), torch.sigmoid(r[k].float()), atol=1e-4)
+            for k in keys
+        ):
             return _message("d logit")
         return None
 
@@ -442,7 +627,7 @@ class _FeatureNet(nn.Module):
 
     def __init__(self):
         super().__init__()
-        torch.manual_seed(3)
+        torch.manual_seed(3 + RUN_SEED)
         self.conv = nn.Conv2d(3, 6, 3, stride=2, padding=1)
         for p in self.parameters():
             p.requires_grad_(False)
@@ -525,7 +710,7 @@ def _d_loss_probe(smoothing):
 
 
 def _gan_nets():
-    torch.manual_seed(7)
+    torch.manual_seed(7 + RUN_SEED)
     g = nn.Sequential(nn.Conv2d(3, 48, 3, padding=1), nn.PixelShuffle(4), nn.Tanh())
     d = nn.Sequential(
         nn.Conv2d(3, 4, 3, stride=2),
@@ -563,9 +748,7 @@ def _gan_probe(adv_weight, smoothing):
             return step_d(*a, **k)
 
         opt_g.step, opt_d.step = watched_g, watched_d
-        adversarial = importlib.import_module("sr_course.components.adversarial").StandardGAN(
-            smoothing
-        )
+        adversarial = StandInAdversarial(smoothing)
         hook = adversarial.after_discriminator_step
 
         def watched_hook(D):  # the critic's hook must run after D's update (WGAN clips there)

@@ -1,74 +1,77 @@
-"""The grader's sandbox: runs the probes on a student's code and only writes their outputs
-(instructor-only; started by sr_course/grading/todos.py as `python sandbox.py JOB.json`, never imported by it).
+"""What runs inside the grader's sandbox: the probes of one TODO on one submission (instructor-only).
 
-The runner imports torch, then forks one child per TODO (a few at a time). Each child:
-  1. installs an audit hook (PEP 578) that cannot be removed: files may be read only from Python's
-     own folders, the system's and the child's own copy of the package; written only in the child's
-     output folder; no processes, signals, sockets, ctypes or walks over the interpreter's objects.
-     Blocked actions raise PermissionError and are reported as flags;
-  2. imports the student's file of that TODO from its own tree (the other student files there are the
-     kit's stubs) and swaps in the reference's version of the TODOs it builds on;
-  3. runs the TODO's probes, saving each probe's outputs (or its error) as soon as it has them.
-The runner kills a child that outlives the time limit. The grader, where student code never runs,
-loads the outputs (tensors and plain data only: torch.load(weights_only=True)) and judges them.
+Started by sr_course/grading/todos.py as `python -I sandbox.py JOB.json`, inside the operating-system
+sandbox of isolation.py (the security rests there); never imported by the grader to run anything
+but `todo_slug` and the channel's frame format. It:
+  1. imports torch and warms it up, then tells the grader it has started (a frame on the channel);
+  2. installs an audit hook (PEP 578): a second layer that refuses and flags reads outside Python's
+     folders, the system's and the kit's, writes outside /tmp, processes, signals, sockets, ctypes
+     and walks over the interpreter's objects; each flag leaves on the channel as it happens, so
+     code in this process cannot take it back;
+  3. imports the student's file of this TODO from the kit tree (the stubs plus this submission's
+     three files) and puts the probes' stand-ins where the TODOs it builds on are looked up;
+  4. runs the probes and sends each one's outputs (or its error) on the channel as soon as it has
+     them, then ends the process (threads it started end with it).
+The same file, run outside any sandbox on the reference's tree with "reference": true, computes the
+reference's outputs of every TODO for the grading run's seed (a separate process that never sees a
+submission).
+
+The channel is a pipe (file descriptor job["channel"]). Frames: one kind byte, a 4-byte big-endian
+length, the payload. S: started; F: a flag (UTF-8); R: a record (4-byte probe index, then
+torch.save bytes of {"outputs": ...} or {"error", "message", "where"}); E: the TODO is done.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import io
 import json
-import multiprocessing
 import os
 import re
+import struct
 import sys
-import time
 import traceback
-from pathlib import Path
+
+STARTED, FLAG, RECORD, END = b"S", b"F", b"R", b"E"
+HEADER = struct.Struct(">cI")
 
 BLOCKED_EVENTS = (
-    "os.system",
-    "os.exec",
-    "os.posix_spawn",
-    "os.spawn",
-    "os.fork",
-    "os.forkpty",
-    "os.kill",
-    "os.killpg",
-    "signal.pthread_kill",
-    "subprocess.Popen",
-    "socket.__new__",
-    "socket.connect",
-    "socket.bind",
-    "ctypes.dlopen",
-    "ctypes.dlsym",
-    "ctypes.call_function",
-    "gc.get_objects",
-    "gc.get_referrers",
-    "gc.get_referents",
-    "sys.setprofile",
-    "sys.settrace",
-    "os.chdir",
-)
+    "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty", "os.kill",
+    "os.killpg", "signal.pthread_kill", "subprocess.Popen", "socket.__new__", "socket.connect",
+    "socket.bind", "socket.sendto", "socket.sendmsg", "ctypes.dlopen", "ctypes.dlsym", "ctypes.call_function", "gc.get_objects",
+    "gc.get_referrers", "gc.get_referents", "sys.setprofile", "sys.settrace", "os.chdir",
+)  # fmt: skip
 # Allowed inside the write roots only (every path argument is checked).
 WRITE_EVENTS = (
     "os.remove", "os.rename", "os.rmdir", "os.mkdir", "shutil.rmtree", "os.utime", "os.chmod",
-    "os.chown", "os.truncate", "os.symlink", "os.link",
+    "os.chown", "os.truncate", "os.symlink", "os.link", "os.mkfifo", "os.mknod",
 )  # fmt: skip
-AF_UNIX = 1  # socket.AF_UNIX on Linux and macOS
+AF_UNIX = 1  # socket.AF_UNIX on Linux
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+
+
+def todo_slug(todo: str) -> str:
+    """A TODO's id as a file name: 'SRGAN step' -> 'SRGAN_step'."""
+    return re.sub(r"[^A-Za-z0-9]+", "_", todo).strip("_")
+
+
+def frame(kind: bytes, payload: bytes) -> bytes:
+    return HEADER.pack(kind, len(payload)) + payload
 
 
 def _under(path: str, roots: tuple[str, ...]) -> bool:
     return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
 
 
-def install_guard(read_roots, write_roots, deny_roots, flags: list, log: str | None = None) -> None:
-    """Add the audit hook. Roots are folders; paths are resolved before they are compared. Blocked
-    actions are appended to `flags` (and to the file `log`, when given)."""
+def install_guard(read_roots, write_roots, deny_roots, report, locked_roots=()) -> None:
+    """Add the audit hook. Roots are folders; paths are resolved before they are compared: deny
+    beats everything, locked (the kit, the runner: read, never written) beats write, and write
+    implies read. Each refused action is passed to report(text) before PermissionError is raised."""
     read_roots = tuple(os.path.realpath(r) for r in read_roots)
     write_roots = tuple(os.path.realpath(r) for r in write_roots)
     deny_roots = tuple(os.path.realpath(r) for r in deny_roots)
+    locked_roots = tuple(os.path.realpath(r) for r in locked_roots)
     realpath, fspath = os.path.realpath, os.fspath
 
     def allowed(path, write: bool) -> bool:
@@ -76,15 +79,15 @@ def install_guard(read_roots, write_roots, deny_roots, flags: list, log: str | N
             p = realpath(fspath(path))
         except (TypeError, ValueError):
             return False
-        if _under(p, write_roots):
-            return True
-        return not write and _under(p, read_roots) and not _under(p, deny_roots)
+        if _under(p, deny_roots):
+            return False
+        if _under(p, locked_roots):
+            return not write
+        return _under(p, write_roots) or (not write and _under(p, read_roots))
 
     def refuse(event, detail):
-        flags.append(f"{event}: {detail}"[:200])
-        if log:
-            with open(log, "a") as f:
-                f.write(flags[-1].replace("\n", " ") + "\n")
+        text = f"{event}: {detail}"[:200].replace("\n", " ")
+        report(text)
         raise PermissionError(f"the grader does not allow {event} ({detail})"[:200])
 
     def hook(event, args):
@@ -102,108 +105,38 @@ def install_guard(read_roots, write_roots, deny_roots, flags: list, log: str | N
                 if isinstance(path, (str, bytes, os.PathLike)) and not allowed(path, True):
                     refuse(event, str(path))
         elif event == "socket.__new__" and len(args) > 1 and args[1] == AF_UNIX:
-            return  # a socket pair inside this process (asyncio's self-pipe); connect stays blocked
+            return  # a socket pair inside this process (asyncio's self-pipe); connect stays refused
         elif event in BLOCKED_EVENTS or event.startswith(("os.exec", "os.spawn", "os.posix_spawn")):
             refuse(event, repr(args)[:80])
 
     sys.addaudithook(hook)
 
 
-def todo_slug(todo: str) -> str:
-    """A TODO's id as a folder name: 'SRGAN step' -> 'SRGAN_step'."""
-    return re.sub(r"[^A-Za-z0-9]+", "_", todo).strip("_")
-
-
-def _describe(err: BaseException, tree: str, student_files: tuple[str, ...]) -> dict:
-    """An exception as plain data: type, first line, and the student's file and line it came from
-    (student_files: the job's, e.g. ('models.py', 'losses.py', 'solver.py'))."""
+def describe(err: BaseException, tree: str, student_files: tuple[str, ...]) -> dict:
+    """An exception as plain data: type, first line (the student's own text, capped), and the
+    student's file and line it came from."""
     where = None
-    for frame in traceback.extract_tb(err.__traceback__):
-        name = os.path.basename(frame.filename)
-        if frame.filename.startswith(tree) and name in student_files:
-            where = f"{name} line {frame.lineno}"
+    for entry in traceback.extract_tb(err.__traceback__):
+        name = os.path.basename(entry.filename)
+        if entry.filename.startswith(tree) and name in student_files:
+            where = f"{name} line {entry.lineno}"
     if (
         isinstance(err, SyntaxError)
         and err.filename
         and os.path.basename(err.filename) in student_files
     ):
         where = f"{os.path.basename(err.filename)} line {err.lineno}"
-    message = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    try:
+        text = str(err).strip()
+    except Exception:  # noqa: BLE001 - a student's exception whose str() raises
+        text = ""
+    message = text.splitlines()[0] if text else ""
     return {"error": type(err).__name__, "message": message[:240], "where": where}
 
 
-def _child(job: dict, todo: str) -> None:
-    import torch  # loaded once by main() before the fork; this binds it here
-
-    torch.set_num_threads(1)
-    sys.dont_write_bytecode = True
-    spec = job["todos"][todo]
-    student_files = tuple(job["student_files"])
-    out = Path(job["outdir"]) / todo_slug(todo)
-    tree = spec["tree"]
-    flags: list[str] = []
-    scratch = out / "scratch"  # a private temporary folder (some libraries ask for one)
-    scratch.mkdir()
-    os.environ["TMPDIR"] = str(scratch)
-    import tempfile  # after TMPDIR is set, so its default folder is the scratch one
-
-    tempfile.tempdir = str(scratch)
-    install_guard(
-        read_roots=[*job["read_roots"], tree, spec.get("deps_dir") or tree],
-        write_roots=[str(out)],
-        deny_roots=job["deny_roots"],
-        flags=flags,
-    )
-    probes = sys.modules["sr_grade_probes"]
-
-    def save(name, record):
-        torch.save(record, out / f"{name}.pt")
-
-    ctx_error = None
-    try:
-        sys.path.insert(0, tree)
-        # The student's modules, from this child's own tree (only now on the path), as ctx.<name>.
-        ctx = type("Ctx", (), {})()
-        for name in student_files:
-            stem = name.removesuffix(".py")
-            setattr(ctx, stem, importlib.import_module(f"sr_course.{stem}"))
-        if spec.get("deps_file"):
-            # The reference's version of the TODOs this one builds on, in the package's namespace
-            # (it uses relative imports), swapped in wherever the student's code looks them up.
-            name = f"sr_course._grade_deps_{todo_slug(todo)}"
-            loader = importlib.util.spec_from_file_location(name, spec["deps_file"])
-            deps = importlib.util.module_from_spec(loader)
-            sys.modules[name] = deps
-            loader.loader.exec_module(deps)
-            for attr in spec["dep_names"]:
-                for module in (getattr(ctx, n.removesuffix(".py")) for n in student_files):
-                    if hasattr(module, attr):
-                        setattr(module, attr, getattr(deps, attr))
-    except BaseException as err:  # noqa: BLE001 - a student's import can raise anything
-        ctx_error = _describe(err, tree, student_files)
-    for k, probe in enumerate(probes.PROBES[todo]):
-        if ctx_error:
-            record = ctx_error
-        else:
-            try:
-                record = {"outputs": probe.run(ctx)}
-            except BaseException as err:  # noqa: BLE001
-                record = _describe(err, tree, student_files)
-        try:
-            save(f"probe{k}", record)
-        except Exception as err:  # noqa: BLE001 - outputs that cannot be saved
-            save(
-                f"probe{k}", {"error": "UnsavableOutput", "message": str(err)[:200], "where": None}
-            )
-    (out / "flags.json").write_text(json.dumps(flags))
-
-
-def main(job_path: str) -> None:
-    job = json.loads(Path(job_path).read_text())
-    import torch  # the runner's only heavy import, before any student code and shared by fork
-
-    # Warm up once, before any student code and shared by fork: torch imports parts of itself lazily
-    # (the optimisers' first step, autocast, grad scalers).
+def _warm_up(torch) -> None:
+    """torch imports parts of itself lazily (the optimisers' first step, autocast, grad scalers):
+    do it before any student code, so it is not refused or billed to the student's time."""
     net = torch.nn.Conv2d(1, 1, 1)
     opt = torch.optim.SGD(net.parameters(), lr=0.1)
     with torch.autocast("cpu", enabled=False):
@@ -211,37 +144,86 @@ def main(job_path: str) -> None:
     torch.amp.GradScaler("cuda", enabled=False).step(opt)
     torch.optim.Adam(net.parameters()).step()
 
+
+def run_todo(job: dict, todo: str, probes, send, torch) -> None:
+    """Run one TODO's probes on the tree's student module and send a record per probe."""
+    spec = job["todos"][todo]
+    tree = job["tree"]
+    student_files = tuple(job["student_files"])
+    stem = spec["file"]
+    saved = {}
+    module, ctx_error = None, None
+    try:
+        module = importlib.import_module(f"sr_course.{stem}")
+        for dep in spec["builds_on"]:
+            for name, stand_in in probes.STAND_INS[dep].items():
+                if hasattr(module, name):
+                    saved[name] = getattr(module, name)
+                    setattr(module, name, stand_in)
+    except BaseException as err:  # noqa: BLE001 - a student's import can raise anything
+        ctx_error = describe(err, tree, student_files)
+    ctx = type("Ctx", (), {stem: module})()
+    for k, probe in enumerate(probes.PROBES[todo]):
+        if ctx_error:
+            record = ctx_error
+        else:
+            try:
+                record = {"outputs": probe.run(ctx)}
+            except BaseException as err:  # noqa: BLE001
+                record = describe(err, tree, student_files)
+        buf = io.BytesIO()
+        try:
+            torch.save(record, buf)
+        except Exception as err:  # noqa: BLE001 - outputs that cannot be saved
+            buf = io.BytesIO()
+            unsavable = {"error": "UnsavableOutput", "message": str(err)[:200], "where": None}
+            torch.save(unsavable, buf)
+        send(RECORD, struct.pack(">I", k) + buf.getvalue())
+    for name, value in saved.items():  # the reference run goes on with the next TODO
+        setattr(module, name, value)
+    send(END, todo.encode())
+
+
+def main(job_path: str) -> None:
+    with open(job_path) as f:
+        job = json.load(f)
+    channel = int(job["channel"])
+
+    def send(kind: bytes, payload: bytes) -> None:
+        data = frame(kind, payload)
+        while data:
+            data = data[os.write(channel, data) :]
+
+    import torch  # before any student code
+
+    # What the reference's environment imports, a submission may import: torchvision loads its
+    # operators with ctypes, which the audit hook refuses once it is in place.
+    import torchvision  # noqa: F401
+
+    torch.set_num_threads(1)
+    _warm_up(torch)
+    sys.dont_write_bytecode = True
+
     loader = importlib.util.spec_from_file_location("sr_grade_probes", job["probes"])
     probes = importlib.util.module_from_spec(loader)
     sys.modules["sr_grade_probes"] = probes
     loader.loader.exec_module(probes)
+    probes.RUN_SEED = int(job["seed"])
+    send(STARTED, b"")
 
-    fork = multiprocessing.get_context("fork")
-    pending = list(job["todos"])
-    running: dict[str, tuple] = {}
-    status = {}
-    while pending or running:
-        while pending and len(running) < int(job["jobs"]):
-            todo = pending.pop(0)
-            (Path(job["outdir"]) / todo_slug(todo)).mkdir(parents=True, exist_ok=True)
-            proc = fork.Process(target=_child, args=(job, todo), daemon=True)
-            proc.start()
-            running[todo] = (proc, time.monotonic())
-        time.sleep(0.02)
-        for todo, (proc, start) in list(running.items()):
-            elapsed = time.monotonic() - start
-            if proc.exitcode is not None or elapsed > job["timeout"]:
-                timed_out = proc.exitcode is None
-                if timed_out:
-                    proc.kill()
-                    proc.join()
-                status[todo] = {
-                    "exitcode": proc.exitcode,
-                    "timed_out": timed_out,
-                    "seconds": round(elapsed, 2),
-                }
-                del running[todo]
-    Path(job["status"]).write_text(json.dumps(status))
+    if not job.get("reference"):
+        install_guard(
+            read_roots=job["read_roots"],
+            write_roots=job["write_roots"],
+            deny_roots=job.get("deny_roots", []),
+            report=lambda text: send(FLAG, text.encode("utf-8", "replace")),
+            locked_roots=job.get("locked_roots", []),
+        )
+    sys.path.insert(0, job["tree"])
+    for todo in job["todos"]:
+        run_todo(job, todo, probes, send, torch)
+    # Threads the student's code left running (or blocked in) die with the process.
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -1,218 +1,516 @@
-"""Grading the TODOs by behaviour: the probes run on a submission in the sandbox, the judges here.
+"""Grading the TODOs by behaviour: the probes run on a submission inside the sandbox, the judges here.
 
-    grade_todos(files) -> {"todos": {todo: entry}, "flags": [...], "seconds"}
+    grade_todos(files) -> {"todos": {todo: entry}, "flags": [...], "isolation", "seed", "seconds"}
 
-Only the student's sr_course/models.py, losses.py and solver.py are read. `sandbox.py` runs the
-probes of `probes.py` on them in a separate process, one forked child per TODO, each under an audit
-hook that confines it (see sandbox.py). A TODO is graded with the reference's version of the TODOs
-it builds on (the course manifest's builds_on) and the kit's stubs for the student's other files, so
-one mistake costs one TODO. The children only write outputs; this process, where student code never
-runs, compares them with the reference's outputs and writes the verdicts.
+Only the student's sr_course/models.py, losses.py and solver.py are read. Each TODO's probes run in a
+process of their own (sandbox.py) inside an operating-system sandbox (isolation.py) that sees the
+kit's stubs with this submission's three files and nothing of the reference, the grader or other
+submissions. What leaves it is one stream of frames on a pipe: a record per probe (size-capped,
+loaded with torch.load(weights_only=True) after its zip is checked) and the flags as they happen.
+
+The reference's outputs come from another process that never sees a submission, for the same
+grading run's seed (a fresh one each run, so outputs cannot be looked up from an earlier report),
+computed once per seed. A TODO that builds on others runs with the probes' stand-ins for them, so
+one mistake costs one TODO. This process, where student code never runs, judges the records.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import io
 import json
 import os
 import re
+import secrets
+import select
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 
 import torch
 
-from .. import losses, models, solver
+from .. import threads as thread_policy
 from ..course import STUDENT_FILES, TODOS
+from . import isolation
 from . import probes as probes_module
 from . import sandbox as sandbox_module
-from .kit import EDITABLE, KIT_ROOT, complete, stubbed, write_kit
-from .probes import PROBES
-from .sandbox import todo_slug
+from .kit import KIT_ROOT, complete, reference_files, write_kit
+from .probes import PROBES, STAND_INS
+from .sandbox import END, FLAG, HEADER, RECORD, STARTED, todo_slug
 
-MAX_RECORD_BYTES = 32 * 2**20
+MAX_RECORD_BYTES = 8 * 2**20  # one probe's record as sent
+MAX_UNPACKED_BYTES = 64 * 2**20  # ... and unpacked (a record is a zip: checked before loading)
+MAX_ZIP_ENTRIES = 4096
+MAX_FLAG_BYTES = 1024
+MAX_FLAGS = 10  # kept per TODO (the rest are counted)
+MAX_PRINTED_BYTES = 16 * 2**20  # more than this on stdout and stderr together is flagged
+# What the audit hook lets Python read besides the kit and Python: libraries, and this process's
+# own /proc entries (not its parent's or another's).
+SYSTEM_READS = (
+    "/usr", "/lib", "/lib64", "/etc", "/sys", "/dev", "/proc/self", "/proc/thread-self",
+    "/proc/cpuinfo", "/proc/meminfo", "/proc/stat",
+)  # fmt: skip
+STARTUP_SECONDS = 120  # for Python and torch to start in the sandbox, before the TODO's own timeout
 if set(PROBES) != set(TODOS):  # every TODO of the manifest is probed, and nothing else
     raise RuntimeError(
         f"probes.PROBES covers {sorted(PROBES)}, the manifest's TODOS {sorted(TODOS)}"
     )
+if missing := {d for t in TODOS.values() for d in t.builds_on} - set(STAND_INS):
+    raise RuntimeError(f"probes.STAND_INS has no stand-ins for {sorted(missing)}")
 
 
-_REFERENCE: dict[str, list] = {}
-_REFERENCE_LOCK = threading.Lock()  # the probes seed torch's global RNG: one thread at a time
+# --- the channel ----------------------------------------------------------------------------------
 
 
-def reference_outputs(todo: str) -> list:
-    """The reference's outputs of every probe of a TODO (computed here once, from trusted code)."""
+class Stream:
+    """What one sandboxed process sent: per TODO it ran (in order), the records by probe index and
+    the flags raised while that TODO ran; and why the stream was cut off, if it was."""
+
+    def __init__(self, n_probes: list[int]):
+        self.n_probes = n_probes  # probes per TODO, in the order the process runs them
+        self.records: list[dict[int, bytes]] = [{} for _ in n_probes]
+        self.flags: list[list[str]] = [[] for _ in n_probes]
+        self.extra_flags = [0 for _ in n_probes]
+        self.started = False
+        self.done = 0  # TODOs finished
+        self.broken: str | None = None
+
+    def feed(self, kind: bytes, payload: bytes) -> None:
+        current = min(self.done, len(self.n_probes) - 1)
+        if kind == STARTED:
+            self.started = True
+        elif kind == FLAG:
+            if len(self.flags[current]) < MAX_FLAGS:
+                self.flags[current].append(payload.decode("utf-8", "replace")[:200])
+            else:
+                self.extra_flags[current] += 1
+        elif kind == RECORD and self.done < len(self.n_probes) and len(payload) >= 4:
+            (k,) = struct.unpack(">I", payload[:4])
+            if k >= self.n_probes[self.done] or k in self.records[self.done]:
+                self.broken = f"a record for probe {k} that does not exist or came twice"
+            else:
+                self.records[self.done][k] = payload[4:]
+        elif kind == END and self.done < len(self.n_probes):
+            self.done += 1
+        else:
+            self.broken = f"an unknown frame {kind!r}"
+
+
+def read_stream(fd: int, stream: Stream, proc, timeout: float, watch=None) -> dict:
+    """Read frames from fd until every TODO is done, the stream ends or time runs out (each TODO's
+    clock starts when the process has started, or the TODO before it has ended). Returns the status."""
+    started_at = time.monotonic()
+    deadline = started_at + STARTUP_SECONDS
+    buf = bytearray()
+    status = {"timed_out": False, "ended_early": False, "closed_early": False, "over_quota": False}
+    last_watch = 0.0
+    while stream.done < len(stream.n_probes) and not stream.broken:
+        now = time.monotonic()
+        if now > deadline:
+            status["timed_out"] = True
+            break
+        if watch and now - last_watch > 0.5:
+            last_watch = now
+            if watch():
+                status["over_quota"] = True
+                break
+        ready, _, _ = select.select([fd], [], [], min(0.5, max(deadline - now, 0.01)))
+        if not ready:
+            continue
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            # The channel closed before the last TODO ended: the process ended (exit, os._exit,
+            # a crash), or its code closed the channel and goes on running.
+            try:
+                proc.wait(timeout=2)
+                status["ended_early"] = True
+            except subprocess.TimeoutExpired:
+                status["closed_early"] = True
+            break
+        buf += chunk
+        while len(buf) >= HEADER.size and not stream.broken:
+            kind, n = HEADER.unpack(bytes(buf[: HEADER.size]))
+            cap = MAX_RECORD_BYTES + 4 if kind == RECORD else MAX_FLAG_BYTES
+            if n > cap:
+                stream.broken = f"a frame of {n} bytes (the cap is {cap})"
+                break
+            if len(buf) < HEADER.size + n:
+                break
+            payload = bytes(buf[HEADER.size : HEADER.size + n])
+            del buf[: HEADER.size + n]
+            was_started, was_done = stream.started, stream.done
+            stream.feed(kind, payload)
+            if (stream.started and not was_started) or stream.done > was_done:
+                deadline = time.monotonic() + timeout  # each TODO has its own time
+    status["seconds"] = round(time.monotonic() - started_at, 2)
+    return status
+
+
+def load_record(data: bytes | None):
+    """A record as plain data, or an error record saying why it cannot be used."""
+    if data is None:
+        return None
+    bad = {"error": "UnreadableOutput", "message": "", "where": None}
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            infos = z.infolist()
+            size = sum(i.file_size for i in infos)
+    except (zipfile.BadZipFile, ValueError, OSError):
+        return bad
+    if len(infos) > MAX_ZIP_ENTRIES or size > MAX_UNPACKED_BYTES:
+        return {"error": "OversizedOutput", "message": "", "where": None}
+    try:
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - anything but plain data is a forged or broken record
+        return bad
+
+
+def _decode(stream: Stream) -> list[list]:
+    return [
+        [load_record(stream.records[t].get(k)) for k in range(n)]
+        for t, n in enumerate(stream.n_probes)
+    ]
+
+
+# --- the reference --------------------------------------------------------------------------------
+
+_REFERENCE: dict[tuple, dict] = {}
+_REFERENCE_LOCK = threading.Lock()
+
+
+def reference_digest(root: Path = KIT_ROOT) -> str:
+    """What the reference outputs depend on: the reference's student files and the probes."""
+    h = hashlib.sha256()
+    for path in [root / "sr_course" / f for f in STUDENT_FILES] + [
+        Path(probes_module.__file__),
+        Path(sandbox_module.__file__),
+    ]:
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def reference_outputs(seed: int, root: Path = KIT_ROOT) -> dict[str, list]:
+    """The reference's outputs of every probe for this seed: {todo: [outputs, ...]}, computed in a
+    separate process on the reference's own files (never a submission's), once per seed."""
+    key = (seed, reference_digest(root))
     with _REFERENCE_LOCK:
-        return _reference_outputs(todo)
+        if key not in _REFERENCE:
+            _REFERENCE[key] = _compute_reference(seed, root)
+        return _REFERENCE[key]
 
 
-def _reference_outputs(todo: str) -> list:
-    if todo not in _REFERENCE:
-        ctx = SimpleNamespace(models=models, losses=losses, solver=solver)
-        _REFERENCE[todo] = [p.run(ctx) for p in PROBES[todo]]
-    return _REFERENCE[todo]
-
-
-def guard_roots(root: Path, *reads: Path) -> tuple[list[str], list[str]]:
-    """What guarded student code may read (Python's and the system's folders, plus `reads`) and what
-    it may never read: the reference solution, wherever it lies (a repository or an installed package)."""
-    prefixes = sorted({sys.prefix, sys.base_prefix, sys.exec_prefix})
-    system = ["/usr", "/lib", "/lib64", "/etc", "/proc", "/sys", "/dev"]
-    denied = [str(Path(__file__).resolve().parents[1])]  # the reference package
-    denied += [str(root / d) for d in ("sr_course", "tests", "notebooks", ".git")]
-    return prefixes + [str(r) for r in reads] + system, denied
-
-
-def _prepare(work: Path, files: dict[str, str], root: Path) -> dict:
-    """Write the sandbox's trees (one per student file, the other student files stubbed), the
-    dependency modules and the job description; return the job."""
-    stubs = {rel: stubbed(root, rel) for rel in EDITABLE}
-    for own in EDITABLE:
-        mixed = {rel: files[rel] if rel == own else stubs[rel] for rel in EDITABLE}
-        write_kit(work / "trees" / Path(own).stem, mixed, root, ("sr_course/",))
-    todos = {}
-    for todo, entry in TODOS.items():
-        file, deps = entry.file, entry.builds_on
-        spec = {"tree": str(work / "trees" / file)}
-        if deps:
-            dep_files = {TODOS[d].file for d in deps}
-            assert len(dep_files) == 1, f"{todo}: dependencies in several files"
-            deps_dir = work / "deps" / todo_slug(todo)
-            deps_dir.mkdir(parents=True)
-            rel = f"sr_course/{dep_files.pop()}.py"
-            (deps_dir / "deps.py").write_text(stubbed(root, rel, keep=deps))
-            spec.update(
-                deps_dir=str(deps_dir),
-                deps_file=str(deps_dir / "deps.py"),
-                dep_names=[n for d in deps for n in TODOS[d].names],
+def _compute_reference(seed: int, root: Path) -> dict[str, list]:
+    with tempfile.TemporaryDirectory(prefix="sr-grade-ref-") as tmp:
+        runner = _runner(Path(tmp))
+        job = _job(list(TODOS), root, runner, seed, reference=True)
+        stream = Stream([len(PROBES[t]) for t in TODOS])
+        box = isolation.Box("none", env=_env(tmp), cwd=tmp)
+        status = _run(job, runner, box, stream, timeout=600)
+    records = _decode(stream)
+    out = {}
+    for todo, recs in zip(TODOS, records, strict=True):
+        if any(r is None or "outputs" not in r for r in recs) or stream.broken:
+            raise RuntimeError(
+                f"the reference failed its own probes of {todo} ({status}, {recs}): the grader "
+                "cannot grade against it"
             )
-        todos[todo] = spec
+        out[todo] = [r["outputs"] for r in recs]
+    return out
+
+
+# --- running one box ------------------------------------------------------------------------------
+
+
+def _runner(work: Path) -> Path:
+    """The folder the sandboxed process runs from: the runner and the probes (no reference code)."""
     runner = work / "runner"
-    runner.mkdir()
-    shutil.copyfile(Path(probes_module.__file__), runner / "probes.py")
+    runner.mkdir(mode=0o755)
     shutil.copyfile(Path(sandbox_module.__file__), runner / "sandbox.py")
-    reads, denied = guard_roots(root, runner)
+    shutil.copyfile(Path(probes_module.__file__), runner / "probes.py")
+    return runner
+
+
+def _job(
+    todos: list[str], tree: Path, runner: Path, seed: int, reference=False, tmp="/tmp"
+) -> dict:
     return {
-        "todos": todos,
+        "todos": {t: {"file": TODOS[t].file, "builds_on": list(TODOS[t].builds_on)} for t in todos},
+        "tree": str(tree),
         "student_files": list(STUDENT_FILES),
-        "outdir": str(work / "out"),
-        "status": str(work / "status.json"),
         "probes": str(runner / "probes.py"),
-        "read_roots": reads,
-        "deny_roots": denied,
+        "seed": seed,
+        "reference": reference,
+        "read_roots": [*isolation.python_roots(), *SYSTEM_READS, str(tree), str(runner)],
+        "write_roots": [tmp],
+        # The bwrap box's /tmp holds the mount points of the kit and the runner: never writable.
+        "locked_roots": [str(tree), str(runner)],
+        # For the 'none' mode (and a second layer elsewhere): the reference package itself.
+        "deny_roots": [] if reference else [str(Path(__file__).resolve().parents[1])],
     }
 
 
+def _env(tmp: str) -> dict[str, str]:
+    return {
+        "PATH": "/usr/bin:/bin",
+        "HOME": tmp,
+        "TMPDIR": tmp,
+        "LANG": "C.UTF-8",
+        **thread_policy.child_env(1),  # a probe's kernels are tiny: no thread pool
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+
+
+def _run(job: dict, runner: Path, box: isolation.Box, stream: Stream, timeout: float, watch=None):
+    """Start the runner in the box with a fresh pipe as its channel, read it, stop the box."""
+    r, w = os.pipe()
+    job = dict(job, channel=w)
+    name = todo_slug("-".join(job["todos"]))[:60] if not job["reference"] else "reference"
+    job_path = runner / f"job-{name}-{secrets.token_hex(4)}.json"
+    job_path.write_text(json.dumps(job))
+    job_path.chmod(0o644)
+    try:
+        proc = isolation.start(
+            [sys.executable, "-I", str(runner / "sandbox.py"), str(job_path)],
+            box,
+            pass_fds=(w,),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,  # counted, never kept: the student's code may print gigabytes
+            stderr=subprocess.STDOUT,
+        )
+    finally:
+        os.close(w)
+    printed = [0]
+    drain = threading.Thread(target=_count, args=(proc.stdout, printed), daemon=True)
+    drain.start()
+    try:
+        status = read_stream(r, stream, proc, timeout, watch)
+    finally:
+        os.close(r)
+        isolation.stop(proc, box)
+        drain.join(timeout=5)
+    status["exitcode"] = proc.returncode
+    status["printed"] = printed[0]
+    return status
+
+
+def _count(pipe, printed: list[int]) -> None:
+    with pipe:
+        while chunk := pipe.read1(1 << 20):
+            printed[0] += len(chunk)
+
+
+# --- grading one submission -----------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """One TODO's run: its records (decoded, None where missing), the flags raised while it ran,
+    why its stream was cut off (if it was) and how its process ended."""
+
+    records: list
+    flags: list[str]
+    extra_flags: int = 0
+    broken: str | None = None
+    status: dict = field(default_factory=dict)
+    printed: int = 0  # bytes its box wrote to stdout and stderr (told on the box's first TODO)
+
+
 def grade_todos(
-    files: dict[str, str], timeout: float = 30, jobs: int = 2, root: Path = KIT_ROOT
+    files: dict[str, str],
+    timeout: float = 30,
+    jobs: int = 2,
+    root: Path = KIT_ROOT,
+    isolation_mode: str = "auto",
+    seed: int | None = None,
+    todos: list[str] | None = None,
 ) -> dict:
     """Grade the TODOs of one submission, given the texts of its student files ({'sr_course/models.py':
-    text, ...}; a missing file counts as the kit's stub). Returns {todo: entry} and the flags."""
+    text, ...}; a missing file counts as the kit's stub). Returns {todo: entry} (for `todos`, default
+    all, in course order), the flags, the isolation mode and the run's seed (None: a fresh one)."""
+    mode = isolation.choose(isolation_mode, protected=reference_files(root))
+    seed = secrets.randbelow(2**31) if seed is None else seed
     files = complete(files, root)
-    with tempfile.TemporaryDirectory(prefix="sr-grade-") as tmp:
+    started = time.monotonic()
+    by_file: dict[str, list[str]] = {}
+    selected = [t for t in TODOS if todos is None or t in todos]
+    for todo in selected:
+        by_file.setdefault(TODOS[todo].file, []).append(todo)
+    with (
+        contextlib.ExitStack() as stack,
+        tempfile.TemporaryDirectory(prefix="sr-grade-") as tmp,
+        ThreadPoolExecutor(1) as side,
+        ThreadPoolExecutor(jobs) as pool,
+    ):
         work = Path(tmp)
-        job = _prepare(work, files, root)
-        job.update(timeout=timeout, jobs=jobs)
-        (work / "job.json").write_text(json.dumps(job))
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("SR_", "PYTHON"))}
-        env.update(PYTHONDONTWRITEBYTECODE="1", OMP_NUM_THREADS="1")
-        started = time.monotonic()
-        # What the student's code prints is not read (it could print gigabytes): no pipes, no files.
-        proc = subprocess.run(
-            [sys.executable, "-I", str(work / "runner" / "sandbox.py"), str(work / "job.json")],
-            cwd=work,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            timeout=timeout * (len(TODOS) + 2) + 60,
+        reference = side.submit(reference_outputs, seed, root)  # beside the submission's boxes
+        write_kit(work / "kit", files, root, ("sr_course/",))
+        runner = _runner(work)
+        # 'user' mode: a group for this grading's folders and a uid per concurrent box.
+        ids = stack.enter_context(isolation.lease_ids(jobs + 1))
+        gid, uids = ids[0], ids[1:]
+        if mode == "user":
+            for path in (work, work / "kit", runner):
+                _open_to_group(path, gid)
+        lock = threading.Lock()
+
+        def run_file(todos: list[str]) -> dict[str, Outcome]:
+            with lock:
+                uid = uids.pop()
+            try:
+                return _run_file(todos, work, runner, mode, uid, gid, seed, timeout)
+            finally:
+                with lock:
+                    uids.append(uid)
+
+        outcomes: dict[str, Outcome] = {}
+        for result in pool.map(run_file, by_file.values()):
+            outcomes.update(result)
+        references = reference.result()
+    entries, flags = {}, []
+    for todo in selected:
+        entries[todo], todo_flags = _judge_todo(todo, outcomes[todo], references[todo], timeout)
+        flags += todo_flags
+    return {
+        "todos": entries,
+        "flags": flags,
+        "isolation": mode,
+        "seed": seed,
+        "seconds": round(time.monotonic() - started, 1),
+    }
+
+
+def _open_to_group(path: Path, gid: int) -> None:
+    """'user' mode: the submission's folder enters only for its own boxes (its group); inside, the
+    kit and the runner are readable to them."""
+    os.chown(path, 0, gid)
+    path.chmod(0o750)
+
+
+def _run_file(todos, work: Path, runner: Path, mode: str, uid: int, gid: int, seed, timeout):
+    """The TODOs of one student file, in one box while it goes well: a TODO that times out, ends
+    the process or forges its stream costs only itself; the ones after it start in a fresh box."""
+    outcomes: dict[str, Outcome] = {}
+    remaining = list(todos)
+    while remaining:
+        stream, status = _run_box(remaining, work, runner, mode, uid, gid, seed, timeout)
+        records = _decode(stream)
+        for i, todo in enumerate(remaining[: stream.done]):
+            outcomes[todo] = Outcome(records[i], stream.flags[i], stream.extra_flags[i])
+        if stream.done >= len(remaining):
+            outcomes[remaining[0]].printed = status.get("printed", 0)
+            break
+        i = stream.done
+        outcomes[remaining[i]] = Outcome(
+            records[i], stream.flags[i], stream.extra_flags[i], stream.broken, status
         )
-        try:
-            status = json.loads((work / "status.json").read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            status = {}
-        if proc.returncode != 0 and not status:
-            raise RuntimeError(
-                f"the grading sandbox failed to start (exit code {proc.returncode}): check that "
-                f"`{sys.executable} -I -c 'import torch'` works"
-            )
-        todos, flags = {}, []
-        for todo in TODOS:
-            todos[todo], todo_flags = _judge_todo(
-                todo, work / "out" / todo_slug(todo), status.get(todo, {}), timeout
-            )
-            flags += todo_flags
-    return {"todos": todos, "flags": flags, "seconds": round(time.monotonic() - started, 1)}
+        # What the box printed is counted per box: it is told on the first TODO the box ran.
+        outcomes[remaining[0]].printed = status.get("printed", 0)
+        remaining = remaining[i + 1 :]
+    return outcomes
 
 
-def _load_record(path: Path):
-    if not path.is_file():
-        return None
-    if path.stat().st_size > MAX_RECORD_BYTES:
-        return {"error": "OversizedOutput", "message": "", "where": None}
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001 - anything but plain data is a forged or broken file
-        return {"error": "UnreadableOutput", "message": "", "where": None}
+def _run_box(todos, work: Path, runner: Path, mode: str, uid: int, gid: int, seed, timeout):
+    tmp_host = work / f"tmp-{secrets.token_hex(6)}"
+    tmp_host.mkdir(mode=0o700)
+    inside_tmp = "/tmp" if mode == "bwrap" else str(tmp_host)
+    box = isolation.Box(
+        mode,
+        read_only=[str(work / "kit"), str(runner)],
+        env=_env(inside_tmp),
+        cwd=str(runner),
+        limits=isolation.Limits(cpu_seconds=int(timeout * len(todos)) + STARTUP_SECONDS),
+        uid=uid,
+        gid=gid,
+    )
+    isolation.prepare(box, own=[str(tmp_host)])
+    job = _job(todos, work / "kit", runner, seed, tmp=inside_tmp)
+    stream = Stream([len(PROBES[t]) for t in todos])
+    quota = box.limits.tmp_size
+
+    def over_quota() -> bool:  # the bwrap box's /tmp is a capped tmpfs; elsewhere, watched here
+        return mode != "bwrap" and isolation.disk_usage([tmp_host]) > quota
+
+    status = _run(job, runner, box, stream, timeout, over_quota)
+    shutil.rmtree(tmp_host, ignore_errors=True)
+    return stream, status
 
 
-def _judge_todo(todo: str, out: Path, status: dict, timeout: float) -> tuple[dict, list]:
-    """Judge one TODO's probe outputs against the reference's: an entry and the flags it raises."""
+def _judge_todo(todo: str, outcome: Outcome, references: list, timeout: float):
+    """Judge one TODO's records against the reference's: an entry and the flags it raises."""
     file = TODOS[todo].file
-    references = reference_outputs(todo)
+    status = outcome.status
     entry = {"passed": 0, "total": len(references), "first_failure": None, "failures": []}
-    flags = []
-    try:
-        runtime = json.loads((out / "flags.json").read_text())
-        flags += [f"{todo}: blocked {f}" for f in runtime if isinstance(f, str)][:5]
-    except (FileNotFoundError, json.JSONDecodeError, TypeError):
-        pass
-    for k, (probe, reference) in enumerate(zip(PROBES[todo], references)):
-        record = _load_record(out / f"probe{k}.pt")
+    flags = [f"{todo}: blocked {f}" for f in outcome.flags]
+    if outcome.extra_flags:
+        flags.append(f"{todo}: {outcome.extra_flags} more blocked actions")
+    if outcome.broken:
+        flags.append(f"{todo}: its output stream was forged ({outcome.broken})")
+    if status.get("closed_early"):
+        flags.append(f"{todo}: the grader's channel was closed before the checks ended")
+    if status.get("timed_out"):
+        flags.append(f"{todo}: did not finish within {timeout:g} s")
+    if status.get("over_quota"):
+        flags.append(f"{todo}: wrote more than its temporary folder may hold")
+    if outcome.printed > MAX_PRINTED_BYTES:
+        flags.append(f"{todo}: printed {outcome.printed / 2**20:.0f} MB")
+    for probe, record, reference in zip(PROBES[todo], outcome.records, references, strict=True):
         if record is None:
             if status.get("timed_out"):
                 verdict = (
                     f"{todo} did not finish within {timeout:g} s (an endless loop?); "
                     "the checks after that point were not run"
                 )
+            elif status.get("over_quota"):
+                verdict = f"{todo}: the checks were stopped: the code filled its temporary folder"
             else:
                 code = status.get("exitcode")
                 verdict = (
                     f"{todo}: the grading process ended before this check ran (exit code {code}): "
                     f"something in sr_course/{file}.py ends the process (exit() or os._exit?)"
                 )
-                flags.append(f"{todo}: the process ended early (exit code {code})")
-        elif not isinstance(record, dict):
+                if not outcome.broken and not status.get("closed_early"):
+                    flags.append(f"{todo}: the process ended early (exit code {code})")
+        elif not isinstance(record, dict) or not (
+            set(record) == {"outputs"} or set(record) == {"error", "message", "where"}
+        ):
             verdict = f"{todo}: its outputs could not be read"
-            flags.append(f"{todo}: unreadable outputs")
+            flags.append(f"{todo}: outputs that are not a record")
         elif "error" in record:
             verdict = _error_sentence(todo, file, record)
             if record["error"] in ("UnreadableOutput", "OversizedOutput"):
                 flags.append(f"{todo}: {record['error']}")
+            elif record["error"] == "MemoryError":
+                flags.append(f"{todo}: ran into the sandbox's memory limit")
         else:
             try:
-                verdict = probe.judge(record["outputs"], reference)
-            except Exception as err:  # noqa: BLE001 - outputs of the wrong kind
+                verdict = probe.verdict(record["outputs"], reference)
+            except Exception as err:  # noqa: BLE001 - a record built to break the judge
                 verdict = (
-                    f"{todo} ({probe.name}): its outputs have the wrong kind or shape "
-                    f"({type(err).__name__}): check the return values against the docstring"
+                    f"{todo} ({probe.name}): its outputs could not be judged ({type(err).__name__})"
                 )
+                flags.append(f"{todo}: outputs that break the judge")
         if verdict is None:
             entry["passed"] += 1
         else:
             entry["failures"].append(f"{probe.name}: {verdict}")
             entry["first_failure"] = entry["first_failure"] or verdict
     entry["score"] = round(entry["passed"] / entry["total"], 3)
-    return entry, flags
+    return entry, list(dict.fromkeys(flags))
 
 
 def _error_sentence(todo: str, file: str, record: dict) -> str:
     kind, message, where = record.get("error"), record.get("message") or "", record.get("where")
+    kind, message = str(kind)[:60], str(message)[:240]
+    where = str(where)[:80] if where else None
     if kind == "NotImplementedError":
         return f"{todo} is not implemented yet: fill in its TODO box in sr_course/{file}.py"
     if kind in ("SyntaxError", "IndentationError", "TabError"):
@@ -222,6 +520,8 @@ def _error_sentence(todo: str, file: str, record: dict) -> str:
         )
     if kind == "PermissionError" and message.startswith("the grader does not allow"):
         return f"{todo}: {message}"
+    if kind in ("UnreadableOutput", "OversizedOutput"):
+        return f"{todo}: its outputs could not be read ({kind})"
     for pattern, hint in ERROR_HINTS:
         if pattern in message:
             return f"{todo} raised {kind}: {hint}"
@@ -244,7 +544,7 @@ ERROR_HINTS = (
     ),
     (
         "modified by an inplace operation",
-        "a tensor needed for the gradient was changed in place: step an optimiser only after "
-        "every backward pass that needs its parameters",
+        "a tensor needed for the gradient was changed in place: step an optimiser, or run the "
+        "critic's hook (it changes D's weights), only after every backward pass that needs them",
     ),
 )

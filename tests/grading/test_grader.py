@@ -186,6 +186,22 @@ def test_forgery_does_not_raise_the_score_and_is_flagged(kit, tmp_path, attack):
     assert report["points"]["total"] == 0.0
 
 
+def test_honest_imports_of_the_reference_environment_cost_nothing(tmp_path):
+    """What the reference's environment can import, a submission can import: torchvision loads its
+    operators with ctypes, which the sandbox's audit hook refuses once it is in place."""
+    submission = _submission(
+        tmp_path / "s",
+        edits={
+            "sr_course/models.py": lambda t: t.replace(
+                "import torch\n", "import torch\nimport torchvision\n", 1
+            )
+        },
+    )
+    report = grade(submission, notebooks=False, verbose=False)
+    assert _scores(report) == {t: 1.0 for t in TODOS}
+    assert report["flags"] == []
+
+
 def test_reading_the_reference_is_refused_even_for_a_correct_file(tmp_path):
     """A correct models.py that also tries to read the reference keeps its points and is flagged."""
     code = ATTACKS["reading the reference"].replace("REFERENCE", repr(str(KIT_ROOT)))
@@ -231,7 +247,16 @@ def test_grade_many_writes_a_gradebook(kit, tmp_path):
     assert [r["student"] for r in rows] == ["alice", "bob", "carol"]
     assert [float(r["total"]) for r in rows] == [10.0, 0.0, 9.0]
     assert rows[2]["pixel_mse"] == "0.0" and rows[2]["VGGContentLoss"] == "1.0"
-    assert set(rows[0]) == {"student", *TODOS, "todos", "notebooks", "total", "max", "flags"}
+    assert set(rows[0]) == {
+        "student",
+        *TODOS,
+        "todos",
+        "notebooks",
+        "total",
+        "max",
+        "isolation",
+        "flags",
+    }
     for name in ("alice", "bob", "carol"):
         assert (tmp_path / "grades" / f"{name}.json").is_file()
     assert _digest(subs) == before
@@ -245,3 +270,8 @@ def test_scan_flags_only_what_the_reference_does_not_use():
     assert "sr_course/losses.py: imports atexit" in flags
     assert any(f.startswith("sr_course/losses.py:") and f.endswith("uses exec") for f in flags)
     assert not any("math" in f for f in flags)
+    # The reference calls model.eval(); that must not exempt the builtin eval.
+    files["sr_course/models.py"] += "\nx = eval('1 + 1')\n"
+    assert any(
+        f.startswith("sr_course/models.py:") and f.endswith("uses eval") for f in grader.scan(files)
+    )

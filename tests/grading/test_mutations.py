@@ -1,6 +1,7 @@
 """The grader's mutation suite: realistic student bugs, injected one at a time into the reference.
 
-Each bug must lose points on its own TODO (and on no other TODO of its file), and the first failure
+Each bug must lose points on its own TODO (and on no other TODO of its file: the TODOs it builds on
+run as the probes' stand-ins), and the first failure
 must be one plain sentence that says what is wrong: no assert text, no traceback, no colour codes.
 The table in MUTANTS is the suite; `python -m pytest tests/grading/test_mutations.py -q -rA` prints it.
 """
@@ -95,13 +96,21 @@ def _files_with(file: str, old: str, new: str) -> dict[str, str]:
     return files
 
 
+SUITE_SEED = 20261202
+
+
 @pytest.fixture(scope="module")
 def graded():
     """Every mutant graded (two at a time: each grading is a sandboxed subprocess)."""
 
     def run(m):
         name, _, file, old, new, _ = m
-        return name, grade_todos(_files_with(file, old, new), timeout=60, jobs=1)
+        # One seed for the suite (the reference is computed once), and only the TODOs of the
+        # mutated file: the others run the reference's own files.
+        todos = [t for t, entry in TODOS.items() if entry.file == file]
+        return name, grade_todos(
+            _files_with(file, old, new), timeout=60, jobs=1, seed=SUITE_SEED, todos=todos
+        )
 
     with ThreadPoolExecutor(2) as pool:
         return dict(pool.map(run, MUTANTS))
