@@ -140,9 +140,7 @@ def grade_notebooks(
         # each other's runs, so they share it).
         gid, uid = stack.enter_context(isolation.lease_ids(2))
         if mode == "user":
-            for path in (tmp, tree, runner):
-                os.chown(path, 0, gid)
-                path.chmod(0o750)
+            isolation.open_to_group([tmp, tree, runner], gid)
 
         def kernel(index: int) -> _Kernel:
             return _Kernel(index, tmp, tree, runner, writable, mode, uid, gid, threads)

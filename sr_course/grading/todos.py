@@ -358,8 +358,7 @@ def grade_todos(
         ids = stack.enter_context(isolation.lease_ids(jobs + 1))
         gid, uids = ids[0], ids[1:]
         if mode == "user":
-            for path in (work, work / "kit", runner):
-                _open_to_group(path, gid)
+            isolation.open_to_group([work, work / "kit", runner], gid)
         lock = threading.Lock()
 
         def run_file(todos: list[str]) -> dict[str, Outcome]:
@@ -386,13 +385,6 @@ def grade_todos(
         "seed": seed,
         "seconds": round(time.monotonic() - started, 1),
     }
-
-
-def _open_to_group(path: Path, gid: int) -> None:
-    """'user' mode: the submission's folder enters only for its own boxes (its group); inside, the
-    kit and the runner are readable to them."""
-    os.chown(path, 0, gid)
-    path.chmod(0o750)
 
 
 def _run_file(todos, work: Path, runner: Path, mode: str, uid: int, gid: int, seed, timeout):
