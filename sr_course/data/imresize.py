@@ -132,11 +132,11 @@ def _pass_exact(x: torch.Tensor, p: _Pass, dtype: torch.dtype) -> torch.Tensor:
     return acc
 
 
+# Output rows per rounding chunk: the float32 chunk (rows x M) stays in L2 for DIV2K widths.
+_CHUNK_ROWS = 64
 # Output rows per block in the fast path: small blocks keep each banded matrix nearly dense.
 _BLOCK_ROWS_DOWN = 8
 _BLOCK_ROWS_UP = 32
-# Output rows per rounding chunk: the float32 chunk (rows x M) stays in L2 for DIV2K widths.
-_CHUNK_ROWS = 64
 
 
 @functools.lru_cache(maxsize=32)
@@ -160,20 +160,23 @@ def _blocks(p: _Pass) -> list[tuple[int, int, int, int, torch.Tensor]]:
     return out
 
 
-def _exact_rows(x: torch.Tensor, p: _Pass, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-    """The float64 value of output pixels (rows, cols), tap by tap in MATLAB's order."""
+def _exact_rows(x: torch.Tensor, p: _Pass, rows: torch.Tensor, cols: tuple) -> torch.Tensor:
+    """The float64 value of output pixels (rows, cols), tap by tap in MATLAB's order; x is
+    (L, ...) with any strides, cols the output pixels' indices along its other dimensions."""
     taps = torch.from_numpy(p.indices)[rows]  # (F, T) source rows
     w = torch.from_numpy(p.weights)[rows]  # (F, T)
-    vals = x[taps, cols[:, None]].to(torch.float64)
+    vals = x[(taps, *(c[:, None] for c in cols))].to(torch.float64)
     exact = w[:, 0] * vals[:, 0]
     for t in range(1, vals.shape[1]):
         exact = exact + w[:, t] * vals[:, t]
     return exact
 
 
-def _pass_uint8_fast(x: torch.Tensor, p: _Pass) -> torch.Tensor:
-    """A uint8 pass on the CPU: banded float32 matmuls, then an exact recompute near .5 boundaries."""
-    L, M = x.shape
+def _pass_uint8_fast(x: torch.Tensor, p: _Pass, out: torch.Tensor) -> torch.Tensor:
+    """A uint8 pass along dimension 0 on the CPU, x (L, ...) -> out (out_len, ...), both with any
+    strides: banded float32 matmuls, then an exact recompute near .5 boundaries."""
+    L, rest = x.shape[0], tuple(x.shape[1:])
+    M = math.prod(rest)
     # Float32 error bound for a sum of T products of |w| * 255 in any order (BLAS picks the order):
     # (T + 2) roundings of at most 2**-24 * 255 * sum|w|, plus the weights' own rounding. Twice that
     # is the band around .5 where float32 could round differently from double: recomputed exactly.
@@ -181,7 +184,7 @@ def _pass_uint8_fast(x: torch.Tensor, p: _Pass) -> torch.Tensor:
     margin = 2.0 * (n_taps + 3) * 2.0**-24 * 255.0 * float(np.abs(p.weights).sum(axis=1).max())
     blocks = _blocks(p)
     span = max(last - first + 1 for _, _, first, last, _ in blocks)
-    src = torch.empty((span, M), dtype=torch.float32)
+    src = torch.empty((span, *rest), dtype=torch.float32)
     acc = torch.empty((p.out_len, M), dtype=torch.float32)
     for i0, i1, first, last, m in blocks:
         n_in = last - first + 1
@@ -191,24 +194,24 @@ def _pass_uint8_fast(x: torch.Tensor, p: _Pass) -> torch.Tensor:
             src[:n_in].copy_(
                 x.index_select(0, torch.from_numpy(_mirror(np.arange(first, last + 1), L)))
             )
-        torch.mm(m, src[:n_in], out=acc[i0:i1])
-    # Round half up as floor(v + 0.5) in float32: where v + 0.5 itself could round the wrong way,
-    # v lies within 2**-16 of a .5 boundary, far inside the band recomputed in double below.
-    out = torch.empty((p.out_len, M), dtype=torch.uint8)
+        torch.mm(m, src[:n_in].view(n_in, M), out=acc[i0:i1])
+    # Rounded to nearest in float32 (ties to even: a tie lies inside the band recomputed in double
+    # below, where MATLAB's half away from zero is applied), a chunk of rows at a time in cache.
     far = np.empty((p.out_len, M), dtype=bool)
     r = torch.empty((min(_CHUNK_ROWS, p.out_len), M), dtype=torch.float32)
     for c0 in range(0, p.out_len, _CHUNK_ROWS):
         c1 = min(p.out_len, c0 + _CHUNK_ROWS)
         a, rc = acc[c0:c1], r[: c1 - c0]
-        a.add_(0.5)
-        torch.floor(a, out=rc)
-        a.sub_(rc).sub_(0.5).abs_()  # distance of v's fractional part from .5, flipped: 0.5 - that
+        torch.round(a, out=rc)
+        a.sub_(rc).abs_()  # distance from the nearest integer: at most 0.5
         np.less(a.numpy(), 0.5 - margin, out=far[c0:c1])  # (torch's comparisons are slower here)
-        out[c0:c1].copy_(rc.clamp_(0, 255))
-    flat = torch.from_numpy(np.flatnonzero(~far))
-    if flat.numel():
-        rows, cols = flat // M, flat % M
-        out[rows, cols] = _round_to_integer(_exact_rows(x, p, rows, cols), 255).to(torch.uint8)
+        # Written in the layout the next pass reads (its dimension first): no transposed copy.
+        out[c0:c1].copy_(rc.clamp_(0, 255).view(c1 - c0, *rest))
+    flat = np.flatnonzero(~far)
+    if flat.size:
+        rows, *cols = (torch.from_numpy(i) for i in np.unravel_index(flat, (p.out_len, *rest)))
+        exact = _round_to_integer(_exact_rows(x, p, rows, cols), 255).to(torch.uint8)
+        out[(rows, *cols)] = exact
     return out
 
 
@@ -219,11 +222,6 @@ def _resize_dim(x: torch.Tensor, dim: int, p: _Pass, int_max: int | None) -> tor
     x2 = moved.reshape(shape[0], -1)
     if int_max is None:
         y = _pass_exact(x2, p, x.dtype)
-    elif x.dtype == torch.uint8 and x.device.type == "cpu":
-        # Many small products: a thread pool's fork and join per product costs more than it saves,
-        # and on a loaded machine far more (sr_course/threads.py).
-        with single_threaded():
-            y = _pass_uint8_fast(x2, p)
     else:
         y = _round_to_integer(_pass_exact(x2, p, torch.float64), int_max).to(x.dtype)
     return y.reshape(p.out_len, *shape[1:]).movedim(0, dim).contiguous()
@@ -264,12 +262,36 @@ def _resize_hw(x: torch.Tensor, hdim: int, scale, output_shape, method, antialia
     out_hw, scales = _sizes_and_scales(in_hw, scale, output_shape)
     aa = _check_method(method, antialiasing)
     # The dimension with the smaller scale first; Python's sort is stable, so rows first on a tie.
-    for d in sorted((0, 1), key=lambda d: scales[d]):
-        if out_hw[d] == in_hw[d] and scales[d] == 1:
-            continue  # an exact identity in MATLAB too (weights 0/1)
-        p = _plan(in_hw[d], out_hw[d], scales[d], method, aa)
-        x = _resize_dim(x, hdim + d, p, int_max)
+    # A dimension whose size and scale stay is an exact identity in MATLAB too (weights 0/1).
+    passes = [
+        (hdim + d, _plan(in_hw[d], out_hw[d], scales[d], method, aa))
+        for d in sorted((0, 1), key=lambda d: scales[d])
+        if not (out_hw[d] == in_hw[d] and scales[d] == 1)
+    ]
+    if int_max is not None and x.dtype == torch.uint8 and x.device.type == "cpu":
+        # Many small products: a thread pool's fork and join per product costs more than it saves,
+        # and on a loaded machine far more (sr_course/threads.py).
+        with single_threaded():
+            return _resize_uint8_cpu(x, passes)
+    for dim, p in passes:
+        x = _resize_dim(x, dim, p, int_max)
     return x
+
+
+def _resize_uint8_cpu(x: torch.Tensor, passes: list[tuple[int, _Pass]]) -> torch.Tensor:
+    """The uint8 passes on the CPU, each written straight into the layout the next one reads."""
+    for k, (dim, p) in enumerate(passes):
+        shape = list(x.shape)
+        shape[dim] = p.out_len
+        if k + 1 < len(passes):  # contiguous with the next pass's dimension first
+            following = passes[k + 1][0]
+            order = [following] + [i for i in range(len(shape)) if i != following]
+            y = torch.empty([shape[i] for i in order], dtype=torch.uint8).movedim(0, following)
+        else:
+            y = torch.empty(shape, dtype=torch.uint8)
+        _pass_uint8_fast(x.movedim(dim, 0), p, y.movedim(dim, 0))
+        x = y
+    return x.contiguous()
 
 
 def imresize(

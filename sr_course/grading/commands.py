@@ -1,13 +1,16 @@
-"""The instructors' commands, `python -m sr_course release` and `grade` (the student kit has neither:
-the release leaves this folder out, so the kit's command line lists only the student's commands)."""
+"""The instructors' commands, `python -m sr_course release`, `grade` and `autograder` (the student kit
+has none of them: the release leaves this folder out, so the kit's command line lists only the
+student's commands)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
-from . import grader, isolation, release
+from . import autograder, grader, isolation, lms, release, similarity
+from .formats import FORMATS
 from .kit import ReleaseError
 
 
@@ -59,7 +62,56 @@ def register(sub) -> None:
         action="store_true",
         help="run the code unsandboxed: only for grading the reference itself (reports say so)",
     )
+    p.add_argument(
+        "--format",
+        choices=("report", *FORMATS),
+        default="report",
+        help="one submission: the JSON written by --json (or printed): the grader's report "
+        "(default), Gradescope's results.json or PrairieLearn's",
+    )
+    p.add_argument(
+        "--regrade",
+        action="store_true",
+        help="a class: grade every submission again (default: keep the reports in --out of "
+        "submissions unchanged since they were graded)",
+    )
+    p.add_argument(
+        "--lms",
+        choices=lms.LAYOUTS,
+        help="a class: also write OUT/gradebook-<lms>.csv in the layout that LMS imports",
+    )
+    p.add_argument(
+        "--roster",
+        help="a class: the LMS's class list (CSV, e.g. its own gradebook or participants export); "
+        "submission folders are matched against its column that holds their names",
+    )
+    p.add_argument(
+        "--assignment", default="sr_course", help="the assignment's column name in the LMS file"
+    )
+    p.add_argument(
+        "--similarity",
+        action="store_true",
+        help="a class: also write OUT/similarity.md, the most alike pairs of filled-in TODOs "
+        "(for the instructor to read)",
+    )
     p.set_defaults(func=run_grade)
+
+    p = sub.add_parser(
+        "autograder",
+        help="build (and rehearse) the Gradescope autograder bundle (instructors)",
+        description="Writes a Gradescope autograder zip: setup.sh (CPU torch, bubblewrap), "
+        "run_autograder, the student kit with the grader, the reference's probe outputs (no "
+        "solution code: the release's leak check runs on it). --check unpacks it into an "
+        "/autograder-like folder and grades the reference (full marks), the kit (0) and one bug "
+        "with it, checking each results.json against Gradescope's format.",
+    )
+    p.add_argument("--out", default="autograder.zip", help="the bundle (default autograder.zip)")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="rehearse the bundle at --out (built first if it does not exist)",
+    )
+    p.set_defaults(func=run_autograder)
 
 
 def run_release(args) -> int:
@@ -84,9 +136,55 @@ def run_grade(args) -> int:
     try:
         subs = grader.find_submissions(args.submissions)
         if len(subs) == 1 and not args.out:
-            grader.grade(subs[0], json_out=args.json, **options)
-        else:
-            grader.grade_many(subs, args.out or "grades", jobs=args.jobs, **options)
+            _grade_one(subs[0], args, options)
+            return 0
+        out = Path(args.out or "grades")
+        roster = lms.read_roster(args.roster) if args.roster else None  # refused before grading
+        reports = grader.grade_many(subs, out, jobs=args.jobs, regrade=args.regrade, **options)
+        if args.lms:
+            text, matching = lms.export(reports, args.lms, args.assignment, roster)
+            grader.write_atomic(out / f"gradebook-{args.lms}.csv", text)
+            print(f"{args.lms} import file: {out / f'gradebook-{args.lms}.csv'}")
+            for line in matching.lines():
+                print(line)
+        if args.similarity:
+            pairs = similarity.compare(subs)
+            grader.write_atomic(out / "similarity.md", similarity.similarity_report(pairs))
+            top = f" (most alike: {pairs[0].a} / {pairs[0].b}, {pairs[0].similarity:.2f})"
+            print(f"similarity: {out / 'similarity.md'}{top if pairs else ''}")
+    except (ReleaseError, isolation.IsolationError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _grade_one(sub: Path, args, options: dict) -> None:
+    if args.format == "report":
+        grader.grade(sub, json_out=args.json, **options)
+        return
+    report = grader.grade(sub, verbose=False, **options)
+    data = FORMATS[args.format][0](report)
+    text = json.dumps(data, indent=1)
+    if args.json:
+        grader.write_atomic(Path(args.json), text)
+        print(f"{args.format} results: {args.json} ({data['score']:g})")
+    else:
+        print(text)
+
+
+def run_autograder(args) -> int:
+    bundle = Path(args.out)
+    try:
+        if not (args.check and bundle.is_file()):
+            autograder.build_bundle(bundle)
+        if args.check:
+            print(f"rehearsing {bundle} in an /autograder-like folder")
+            problems = autograder.rehearse(bundle)
+            for line in problems:
+                print(f"problem: {line}", file=sys.stderr)
+            if problems:
+                return 1
+            print("the bundle grades as it should")
     except (ReleaseError, isolation.IsolationError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -1,7 +1,9 @@
 """The autograder (instructor-only: not part of the student kit).
 
     grade(submission)               one student: a score per TODO, the notebooks, a total, flags
-    grade_many(submissions, out)    a class, on all cores: one JSON per student and gradebook.csv
+    grade_many(submissions, out)    a class, on all cores: per student a JSON and a feedback page
+                                    (Markdown and HTML), and gradebook.csv; a rerun regrades only
+                                    the submissions that changed or were not graded
 
 How a submission is graded, and why it cannot change its own score, stage by stage:
 
@@ -17,14 +19,13 @@ How a submission is graded, and why it cannot change its own score, stage by sta
    `flags`; a flagged submission's notebook points are withheld until an instructor has looked
    (inside a kernel, student code can still patch library code).
 
-Score: each TODO is worth TODO_POINTS (the fraction of its probes passed), the notebooks NOTEBOOK_POINTS
-(the fraction of cells passed; nothing when no TODO earned a point, since the notebooks then ran only
-the kit's own code); total = their sum, out of MAX_POINTS.
+Score: points.py (what each TODO and the notebooks are worth, and how they add up).
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import multiprocessing
@@ -38,14 +39,12 @@ from pathlib import Path
 from .. import threads as thread_policy
 from ..course import TODOS
 from . import isolation
+from .feedback import feedback_html, feedback_markdown
 from .kit import EDITABLE, KIT_ROOT, ReleaseError, reference_files
 from .notebooks import grade_notebooks
+from .points import NOTEBOOK_POINTS, TODO_POINTS, points
 from .scan import scan
-from .todos import grade_todos
-
-TODO_POINTS = 1.0
-NOTEBOOK_POINTS = 2.0
-MAX_POINTS = TODO_POINTS * len(TODOS) + NOTEBOOK_POINTS
+from .todos import grade_todos, load_reference, reference_digest
 
 
 def read_submission(submission: str | os.PathLike) -> dict[str, str | None]:
@@ -76,15 +75,21 @@ def grade(
     isolation_mode: str = "auto",
     seed: int | None = None,
     threads: int | None = None,
+    reference_file: Path | None = None,
 ) -> dict:
     """Grade one submission folder (a kit with the student's sr_course files); the folder is only read.
     isolation_mode: 'auto' (the strongest sandbox that works here), 'bwrap', 'user', or 'none' (only
     for the reference: the report says "not isolated"). threads: the notebook kernels' threads
-    (default: the thread policy's share for one job, sr_course/threads.py)."""
+    (default: the thread policy's share for one job, sr_course/threads.py). reference_file: the
+    reference's probe outputs saved for one seed (the autograder bundle, where `root` is a kit
+    without solutions); the grading then uses that seed."""
     started = time.monotonic()
     # 'user' mode: the sandbox's uid must read neither the reference nor this submission's folder
     # (nor, through it, the class's other submissions).
     protected = [*reference_files(root), *(Path(submission) / rel for rel in EDITABLE)]
+    if reference_file is not None:
+        protected.append(Path(reference_file))
+        seed = load_reference(Path(reference_file), root)
     mode = isolation.choose(isolation_mode, protected=protected)
     files = read_submission(submission)
     result = grade_todos(
@@ -95,6 +100,8 @@ def grade(
         "submission": str(submission),
         "isolation": mode,
         "seed": result["seed"],
+        "graded_with": {"grader": reference_digest(root), "notebooks": notebooks},
+        "files_sha256": files_digest(files),
         "missing_files": [rel for rel, text in files.items() if text is None],
         "todos": result["todos"],
         "notebooks": None,
@@ -109,32 +116,40 @@ def grade(
             root=root,
             threads=thread_policy.count(1, threads),
             isolation_mode=mode,
+            ahead=jobs
+            > 1,  # with one job (a class's grading, a Gradescope container) one kernel at a time
         )
         report["flags"] += [f"notebooks: blocked {b}" for b in report["notebooks"]["blocked"]]
-    report.update(_points(report))
+    report.update(points(report))
+    report["status"] = status(report)
     report["seconds"] = round(time.monotonic() - started, 1)
     if verbose:
         print(format_report(report))
     if json_out:
-        _atomic_text(Path(json_out), json.dumps(report, indent=1))
+        write_atomic(Path(json_out), json.dumps(report, indent=1))
     return report
 
 
-def _points(report: dict) -> dict:
-    todos = sum(e["score"] for e in report["todos"].values()) * TODO_POINTS
-    nb = report.get("notebooks")
-    withheld = bool(report["flags"]) and nb is not None
-    # With no TODO done, the notebooks ran only the kit's own code: nothing of the student's to credit.
-    nb_points = 0.0 if nb is None or withheld or not todos else nb["score"] * NOTEBOOK_POINTS
-    return {
-        "points": {
-            "todos": round(todos, 3),
-            "notebooks": round(nb_points, 3),
-            "notebooks_withheld": withheld,
-            "total": round(todos + nb_points, 3),
-            "max": MAX_POINTS if nb is not None else TODO_POINTS * len(TODOS),
-        }
-    }
+def files_digest(files: dict[str, str | None]) -> str:
+    """What was graded: a hash of the student files' texts (a missing file counts as missing)."""
+    h = hashlib.sha256()
+    for rel in EDITABLE:
+        text = files.get(rel)
+        h.update(f"{rel}\0{'-' if text is None else 'y'}\0".encode())
+        h.update((text or "").encode())
+    return h.hexdigest()
+
+
+def status(report: dict) -> str:
+    """The gradebook's status: 'graded', 'timed out' (a TODO or a notebook cell ran out of its
+    time: the rest was graded) or 'error' (the grader could not grade it)."""
+    if "error" in report:
+        return "error"
+    nb = report.get("notebooks") or {}
+    late = any("did not finish within" in f for f in report["flags"]) or any(
+        "did not finish within" in f or "time budget" in f for f in nb.get("failures", [])
+    )
+    return "timed out" if late else "graded"
 
 
 def format_report(report: dict) -> str:
@@ -174,7 +189,7 @@ ISOLATION_WORDS = {
 }
 
 
-def _atomic_text(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str) -> None:
     """Write path whole or not at all: a fresh temporary file beside it (mkstemp: O_EXCL, mode
     0600, a name nobody can predict, so no FIFO or link planted there is ever opened), then a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -214,7 +229,7 @@ def _grade_one(args) -> dict:
     submission, out_dir, kwargs = args
     thread_policy.apply(threads=1)  # this process only judges; its kernels get kwargs["threads"]
     try:
-        return grade(
+        report = grade(
             submission,
             json_out=Path(out_dir) / f"{Path(submission).name}.json",
             verbose=False,
@@ -222,13 +237,49 @@ def _grade_one(args) -> dict:
         )
     except Exception as err:  # noqa: BLE001 - one broken submission must not stop the class
         return {"submission": str(submission), "error": f"{type(err).__name__}: {err}"}
+    write_feedback(report, Path(out_dir))
+    return report
+
+
+def write_feedback(report: dict, out_dir: Path) -> None:
+    """The student's feedback page beside their JSON: <name>.feedback.md and .html."""
+    name = Path(report["submission"]).name
+    write_atomic(out_dir / f"{name}.feedback.md", feedback_markdown(report))
+    write_atomic(out_dir / f"{name}.feedback.html", feedback_html(report))
+
+
+def _earlier(submission: Path, out_dir: Path, notebooks: bool, root: Path) -> dict | None:
+    """The report an earlier run wrote for this submission, if it still holds: graded (not an
+    error or a timeout), of the same files, by the same grader and probes, with the same parts."""
+    path = out_dir / f"{submission.name}.json"
+    try:
+        report = json.loads(path.read_text())
+        files = read_submission(submission)
+    except (OSError, ValueError, ReleaseError):
+        return None
+    same = report.get("graded_with") == {"grader": reference_digest(root), "notebooks": notebooks}
+    if (
+        report.get("status") == "graded"
+        and same
+        and report.get("files_sha256") == files_digest(files)
+    ):
+        report["submission"] = str(submission)
+        return report
+    return None
 
 
 def grade_many(
-    submissions, out_dir: str | os.PathLike, jobs: int | None = None, verbose: bool = True, **kwargs
+    submissions,
+    out_dir: str | os.PathLike,
+    jobs: int | None = None,
+    verbose: bool = True,
+    regrade: bool = False,
+    **kwargs,
 ) -> list[dict]:
     """Grade a class: every submission on its own, `jobs` at a time (default: the machine's cores);
-    writes OUT/<name>.json per student and OUT/gradebook.csv; returns the reports."""
+    writes OUT/<name>.json and OUT/<name>.feedback.md/.html per student and OUT/gradebook.csv;
+    returns the reports. A submission whose report in OUT still holds (the same files, grader and
+    parts, and graded: not an error or a timeout) is not graded again unless `regrade`."""
     subs = find_submissions(submissions)
     # Refuse before anything runs; one mode and one seed for the class (each worker process then
     # computes the reference's outputs once).
@@ -240,36 +291,59 @@ def grade_many(
     kwargs.setdefault("jobs", 1)
     kwargs.setdefault("threads", thread_policy.count(jobs))  # each grading's share of the cores
     started = time.monotonic()
-    reports = []
-    with ProcessPoolExecutor(
-        max_workers=min(jobs, len(subs)), mp_context=multiprocessing.get_context("spawn")
-    ) as pool:
-        for report in pool.map(_grade_one, [(s, out_dir, kwargs) for s in subs]):
-            reports.append(report)
-            if verbose:
-                name = Path(report["submission"]).name
-                line = (
-                    report.get("error")
-                    or f"{report['points']['total']:.2f} of {report['points']['max']:g}"
-                )
-                print(f"{name}: {line}{' (flagged)' if report.get('flags') else ''}", flush=True)
-    _atomic_text(out_dir / "gradebook.csv", gradebook_csv(reports))
+    root = kwargs.get("root", KIT_ROOT)
+    kept = (
+        {}
+        if regrade
+        else {
+            s: r
+            for s in subs
+            if (r := _earlier(s, out_dir, kwargs.get("notebooks", True), root)) is not None
+        }
+    )
+    todo = [s for s in subs if s not in kept]
+    if verbose and kept:
+        print(
+            f"{len(kept)} submissions unchanged since they were graded: kept ({len(todo)} to grade)"
+        )
+    by_sub = dict(kept)
+    if todo:
+        with ProcessPoolExecutor(
+            max_workers=min(jobs, len(todo)), mp_context=multiprocessing.get_context("spawn")
+        ) as pool:
+            for sub, report in zip(
+                todo, pool.map(_grade_one, [(s, out_dir, kwargs) for s in todo]), strict=True
+            ):
+                by_sub[sub] = report
+                if verbose:
+                    line = (
+                        report.get("error")
+                        or f"{report['points']['total']:.2f} of {report['points']['max']:g}"
+                    )
+                    flagged = " (flagged)" if report.get("flags") else ""
+                    print(f"{sub.name}: {line}{flagged}", flush=True)
+    reports = [by_sub[s] for s in subs]
+    write_atomic(out_dir / "gradebook.csv", gradebook_csv(reports))
     if verbose:
         print(
-            f"{len(reports)} submissions graded in {time.monotonic() - started:.0f} s; gradebook: {out_dir / 'gradebook.csv'}"
+            f"{len(todo)} submissions graded in {time.monotonic() - started:.0f} s; gradebook: {out_dir / 'gradebook.csv'}"
         )
     return reports
 
 
 def gradebook_csv(reports: list[dict]) -> str:
-    """One row per student: a column per TODO, the notebooks, the total, the flags."""
+    """One row per student: a column per TODO, the notebooks, the total, the status, the flags."""
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(["student", *TODOS, "todos", "notebooks", "total", "max", "isolation", "flags"])
+    writer.writerow(
+        ["student", *TODOS, "todos", "notebooks", "total", "max", "status", "isolation", "flags"]
+    )
     for r in reports:
         name = Path(r["submission"]).name
         if "error" in r:
-            writer.writerow([name, *[""] * (len(TODOS) + 5), f"not graded: {r['error']}"])
+            writer.writerow(
+                [name, *[""] * (len(TODOS) + 4), "error", "", f"not graded: {r['error']}"]
+            )
             continue
         p = r["points"]
         writer.writerow(
@@ -280,6 +354,7 @@ def gradebook_csv(reports: list[dict]) -> str:
                 p["notebooks"],
                 p["total"],
                 p["max"],
+                r.get("status") or status(r),
                 r.get("isolation", ""),
                 "; ".join(r["flags"]),
             ]

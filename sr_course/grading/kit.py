@@ -4,9 +4,9 @@ Markers (nbgrader's words). In sr_course/*.py and in notebook code cells, a solu
 
     # TODO [<id>]: <what to implement>        <- the TODO box above the region (one or more comment lines)
     #   ...shapes, paper section, self-check...
-    # BEGIN SOLUTION
+    # BEGIN SOLUTION                          <- the markers, each on a line of its own
     <reference code>
-    # END SOLUTION
+    # END SOLUTION                            <- (what this docstring shows is not one)
 
 and becomes `raise NotImplementedError("TODO: <id>: <what to implement>")` at the region's
 indentation in the kit. The release (release.py) and the grader's sandbox trees (todos.py,
@@ -152,11 +152,15 @@ def kit_files(root: Path = KIT_ROOT) -> list[str]:
         ).stdout.split()
         files = [f for f in out if (root / f).is_file()]
     except (subprocess.CalledProcessError, FileNotFoundError):
-        skip = {".git", "data", "runs", "__pycache__", ".pytest_cache", ".ruff_cache", ".venv"}
+        # No git (an unpacked autograder bundle): every file but the downloads, the runs and caches.
+        top_skip = {"data", "runs", ".venv"}  # at the top only: sr_course/data/ is code
+        skip = {".git", "__pycache__", ".pytest_cache", ".ruff_cache"}
         files = [
             p.relative_to(root).as_posix()
             for p in root.rglob("*")
-            if p.is_file() and not skip & set(p.relative_to(root).parts)
+            if p.is_file()
+            and not skip & set(p.relative_to(root).parts)
+            and p.relative_to(root).parts[0] not in top_skip
         ]
     return sorted(files)
 

@@ -117,9 +117,11 @@ def grade_notebooks(
     root: Path = KIT_ROOT,
     threads: int = 2,
     isolation_mode: str = "auto",
+    ahead: bool = True,
 ) -> dict:
     """Run the course's notebooks with the student's files, each kernel sandboxed; judge every code
-    cell here. The next notebook's kernel starts while one runs (its start is mostly imports)."""
+    cell here. The next notebook's kernel starts while one runs (its start is mostly imports),
+    unless `ahead` is False (one core, or little memory: one kernel at a time)."""
     mode = isolation.choose(isolation_mode, protected=reference_files(root))
     files = complete(files, root)
     entry = {"passed": 0, "total": 0, "first_failure": None, "failures": [], "blocked": []}
@@ -148,7 +150,7 @@ def grade_notebooks(
         # The next kernel starts while one runs (its start is mostly imports), except in 'user'
         # mode: there all kernels share one uid (they build on each other's runs) and closing one
         # kills every process of that uid.
-        ahead = mode != "user"
+        ahead = ahead and mode != "user"
         upcoming = kernel(0)
         for index, name in enumerate(NOTEBOOKS):
             current = upcoming or kernel(index)

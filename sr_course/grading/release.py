@@ -4,9 +4,9 @@ Markers (nbgrader's words). In sr_course/*.py and in notebook code cells, a solu
 
     # TODO [<id>]: <what to implement>        <- the TODO box above the region (one or more comment lines)
     #   ...shapes, paper section, self-check...
-    # BEGIN SOLUTION
+    # BEGIN SOLUTION                          <- the markers, each on a line of its own
     <reference code>
-    # END SOLUTION
+    # END SOLUTION                            <- (what this docstring shows is not one)
 
 `python -m sr_course release --out DIR` writes the student kit: every region (kit.py) becomes
 its `raise NotImplementedError("TODO: <id>: <what to implement>")` stub, notebook outputs are
@@ -267,11 +267,39 @@ def stated_answers(kit: Path, texts: dict[str, str]) -> list[str]:
     return problems
 
 
+def solution_regions(root: Path = KIT_ROOT) -> list[Region]:
+    """Every solution region of the reference (what no file given to students may hold)."""
+    regions = []
+    for rel in kit_files(root):
+        if rel.startswith(STUDENT_FOLDERS) and not instructor_only(rel):
+            if rel.endswith(".py"):
+                regions += strip_solutions((root / rel).read_text(), rel)[1]
+            elif rel.endswith(".ipynb"):
+                regions += _strip_notebook(root / rel, rel)[1]
+    return regions
+
+
 def check_release(kit: Path, regions: list[Region], root: Path = KIT_ROOT) -> None:
     """The kit's self-check; raises ReleaseError naming what is wrong."""
+    problems = find_leaks(kit, regions)
+    for rel in INSTRUCTOR_ONLY:
+        if (kit / rel).exists():
+            problems.append(f"{rel}: instructor-only file in the kit")
+    if problems:
+        raise ReleaseError("the student kit failed its checks:\n  " + "\n  ".join(problems))
+    _check_imports_and_stubs(kit, regions, root)
+
+
+def find_leaks(kit: Path, regions: list[Region], exempt: tuple[str, ...] = ()) -> list[str]:
+    """What in the tree `kit` gives a solution away: files that do not parse, markers left, lines
+    of the solution regions where the package's own code never uses them, a TODO's job done
+    elsewhere under other names, the VGG truncation's answer stated. One sentence per problem.
+    `exempt`: files (relative to `kit`) neither checked nor counted as the package's own code."""
     problems = []
     texts = {}
     for path in kit.rglob("*"):
+        if path.relative_to(kit).as_posix() in exempt:
+            continue
         if path.is_file() and path.suffix in (".py", ".ipynb", ".md", ".toml", ".cfg", ".txt"):
             text = path.read_text(errors="replace")
             texts[path.relative_to(kit).as_posix()] = text
@@ -306,11 +334,12 @@ def check_release(kit: Path, regions: list[Region], root: Path = KIT_ROOT) -> No
                     )
     problems += same_job_leaks(kit, regions, texts)
     problems += stated_answers(kit, texts)
-    for rel in INSTRUCTOR_ONLY:
-        if (kit / rel).exists():
-            problems.append(f"{rel}: instructor-only file in the kit")
-    if problems:
-        raise ReleaseError("the student kit failed its checks:\n  " + "\n  ".join(problems))
+    return problems
+
+
+def _check_imports_and_stubs(kit: Path, regions: list[Region], root: Path) -> None:
+    """`import sr_course` works in the kit, and the grader finds every stub not implemented."""
+    problems = []
     probe = subprocess.run(
         [
             sys.executable,

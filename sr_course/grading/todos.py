@@ -2,8 +2,9 @@
 
     grade_todos(files) -> {"todos": {todo: entry}, "flags": [...], "isolation", "seed", "seconds"}
 
-Only the student's sr_course/models.py, losses.py and solver.py are read. Each TODO's probes run in a
-process of their own (sandbox.py) inside an operating-system sandbox (isolation.py) that sees the
+Only the student's sr_course/models.py, losses.py and solver.py are read. The probes run in one
+process per grading job (sandbox.py; box_groups: with jobs > 1, whole student files are split across
+boxes that run at once), each inside an operating-system sandbox (isolation.py) that sees the
 kit's stubs with this submission's three files and nothing of the reference, the grader or other
 submissions. What leaves it is one stream of frames on a pipe: a record per probe (size-capped,
 loaded with torch.load(weights_only=True) after its zip is checked) and the flags as they happen.
@@ -187,15 +188,43 @@ _REFERENCE: dict[tuple, dict] = {}
 _REFERENCE_LOCK = threading.Lock()
 
 
-def reference_digest(root: Path = KIT_ROOT) -> str:
-    """What the reference outputs depend on: the reference's student files and the probes."""
+def probes_digest() -> str:
+    """What the probes ask: the probes and the runner that runs them."""
     h = hashlib.sha256()
-    for path in [root / "sr_course" / f for f in STUDENT_FILES] + [
-        Path(probes_module.__file__),
-        Path(sandbox_module.__file__),
-    ]:
+    for path in (Path(probes_module.__file__), Path(sandbox_module.__file__)):
         h.update(path.read_bytes())
     return h.hexdigest()[:16]
+
+
+def reference_digest(root: Path = KIT_ROOT) -> str:
+    """What the reference outputs depend on: the reference's student files and the probes."""
+    h = hashlib.sha256(probes_digest().encode())
+    for path in [root / "sr_course" / f for f in STUDENT_FILES]:
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def save_reference(path: Path, seed: int, outputs: dict[str, list]) -> None:
+    """The reference's outputs for `seed`, for grading where the reference is not (the autograder
+    bundle), with the digest of the probes they answer."""
+    torch.save({"seed": seed, "probes": probes_digest(), "outputs": outputs}, path)
+
+
+def load_reference(path: Path, root: Path) -> int:
+    """Saved reference outputs (save_reference) become this grader's for the kit at `root`, whose
+    student files are stubs; returns their seed. Outputs made for other probes are refused."""
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError) as err:
+        raise RuntimeError(f"reference outputs {path}: cannot be read ({err})") from None
+    if data.get("probes") != probes_digest():
+        raise RuntimeError(
+            f"reference outputs {path} answer other probes than this grader's: rebuild the "
+            "autograder bundle with this grader (python -m sr_course autograder)"
+        )
+    with _REFERENCE_LOCK:
+        _REFERENCE[(data["seed"], reference_digest(root))] = data["outputs"]
+    return data["seed"]
 
 
 def reference_outputs(seed: int, root: Path = KIT_ROOT) -> dict[str, list]:
@@ -340,10 +369,8 @@ def grade_todos(
     seed = secrets.randbelow(2**31) if seed is None else seed
     files = complete(files, root)
     started = time.monotonic()
-    by_file: dict[str, list[str]] = {}
     selected = [t for t in TODOS if todos is None or t in todos]
-    for todo in selected:
-        by_file.setdefault(TODOS[todo].file, []).append(todo)
+    boxes = box_groups(selected, jobs)
     with (
         contextlib.ExitStack() as stack,
         tempfile.TemporaryDirectory(prefix="sr-grade-") as tmp,
@@ -361,17 +388,17 @@ def grade_todos(
             isolation.open_to_group([work, work / "kit", runner], gid)
         lock = threading.Lock()
 
-        def run_file(todos: list[str]) -> dict[str, Outcome]:
+        def run_group(todos: list[str]) -> dict[str, Outcome]:
             with lock:
                 uid = uids.pop()
             try:
-                return _run_file(todos, work, runner, mode, uid, gid, seed, timeout)
+                return _run_chain(todos, work, runner, mode, uid, gid, seed, timeout)
             finally:
                 with lock:
                     uids.append(uid)
 
         outcomes: dict[str, Outcome] = {}
-        for result in pool.map(run_file, by_file.values()):
+        for result in pool.map(run_group, boxes):
             outcomes.update(result)
         references = reference.result()
     entries, flags = {}, []
@@ -387,9 +414,23 @@ def grade_todos(
     }
 
 
-def _run_file(todos, work: Path, runner: Path, mode: str, uid: int, gid: int, seed, timeout):
-    """The TODOs of one student file, in one box while it goes well: a TODO that times out, ends
-    the process or forges its stream costs only itself; the ones after it start in a fresh box."""
+def box_groups(todos: list[str], jobs: int) -> list[list[str]]:
+    """The TODOs split into at most `jobs` boxes that run at once, whole student files together
+    (the largest files first, each to the box with the fewest TODOs), each box in course order.
+    A box's start (Python, torch) costs more than most TODOs' probes: one grading job, one box."""
+    by_file: dict[str, list[str]] = {}
+    for todo in todos:
+        by_file.setdefault(TODOS[todo].file, []).append(todo)
+    groups: list[list[str]] = [[] for _ in range(max(1, min(jobs, len(by_file))))]
+    for file_todos in sorted(by_file.values(), key=len, reverse=True):
+        min(groups, key=len).extend(file_todos)
+    order = {t: i for i, t in enumerate(TODOS)}
+    return [sorted(g, key=order.get) for g in groups if g]
+
+
+def _run_chain(todos, work: Path, runner: Path, mode: str, uid: int, gid: int, seed, timeout):
+    """TODOs in one box while it goes well: a TODO that times out, ends the process or forges its
+    stream costs only itself; the ones after it start in a fresh box."""
     outcomes: dict[str, Outcome] = {}
     remaining = list(todos)
     while remaining:

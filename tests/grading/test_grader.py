@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from sr_course.cli import main
 from sr_course.course import TODOS
 from sr_course.grading import grader
 from sr_course.grading.grader import grade, grade_many
 from sr_course.grading.kit import EDITABLE, KIT_ROOT
+from sr_course.grading.points import MAX_POINTS
 from sr_course.grading.release import build_release
 from sr_course.grading.todos import grade_todos
 
@@ -59,7 +61,7 @@ def test_reference_scores_full_marks_with_notebooks(tmp_path):
     nb = report["notebooks"]
     assert nb["score"] == 1.0 and nb["total"] >= 30, nb["failures"]
     assert report["flags"] == []
-    assert report["points"]["total"] == report["points"]["max"] == grader.MAX_POINTS
+    assert report["points"]["total"] == report["points"]["max"] == MAX_POINTS
     assert (tmp_path / "grade.json").exists()
     assert _digest(submission) == before
 
@@ -228,7 +230,7 @@ def test_forged_self_checks_earn_no_notebook_points(kit, tmp_path):
     assert report["points"]["total"] == 0.0
 
 
-def test_grade_many_writes_a_gradebook(kit, tmp_path):
+def test_grade_many_writes_a_gradebook(kit, tmp_path, capsys):
     subs = tmp_path / "class"
     _submission(subs / "alice")
     shutil.copytree(kit, subs / "bob")
@@ -254,12 +256,43 @@ def test_grade_many_writes_a_gradebook(kit, tmp_path):
         "notebooks",
         "total",
         "max",
+        "status",
         "isolation",
         "flags",
     }
+    assert [r["status"] for r in rows] == ["graded"] * 3
     for name in ("alice", "bob", "carol"):
         assert (tmp_path / "grades" / f"{name}.json").is_file()
+    feedback = (tmp_path / "grades" / "carol.feedback.md").read_text()
+    assert "## pixel_mse: 0 / 1" in feedback and "run check_pixel_loss()" in feedback
+    assert "<h2>pixel_mse: 0 / 1</h2>" in (tmp_path / "grades" / "carol.feedback.html").read_text()
     assert _digest(subs) == before
+    # A rerun keeps the reports that still hold and grades only the submission that changed.
+    seeds = {Path(r["submission"]).name: r["seed"] for r in reports}
+    carol = subs / "carol" / "sr_course" / "losses.py"
+    carol.write_text(carol.read_text().replace("F.l1_loss(sr, hr)", "F.mse_loss(sr, hr)"))
+    again = grade_many([subs], tmp_path / "grades", jobs=2, notebooks=False, verbose=False)
+    reseeded = {
+        Path(r["submission"]).name: r["seed"] != seeds[Path(r["submission"]).name] for r in again
+    }
+    assert reseeded == {"alice": False, "bob": False, "carol": True}
+    assert [r["points"]["total"] for r in again] == [10.0, 0.0, 10.0]
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "grades" / "gradebook.csv").read_text())))
+    assert [float(r["total"]) for r in rows] == [10.0, 0.0, 10.0]
+    # The command line, on the same folder: nothing to grade again; the LMS file and the
+    # similarity page from the kept reports.
+    grades = tmp_path / "grades"
+    argv = ["grade", str(subs), "--out", str(grades), "--no-notebooks", "--lms", "moodle"]
+    assert main([*argv, "--similarity"]) == 0
+    out = capsys.readouterr().out
+    assert "3 submissions unchanged since they were graded: kept (0 to grade)" in out
+    assert (grades / "gradebook-moodle.csv").read_text().splitlines() == [
+        "Username,sr_course",
+        "alice,10.0",
+        "bob,0.0",
+        "carol,10.0",
+    ]
+    assert "| alice / carol | 1.00 |" in (grades / "similarity.md").read_text()
 
 
 def test_scan_flags_only_what_the_reference_does_not_use():

@@ -53,13 +53,21 @@ MODES = [m for m in isolation.available() if _runs_python(m)]  # each is attacke
 @pytest.fixture(scope="module")
 def closed_reference():
     """The 'user' mode grades only where the sandbox's uid cannot read the reference: close this
-    checkout to other users for the module (as an instructor does), and reopen it afterwards."""
+    checkout to other users for the module (as an instructor does), and reopen it afterwards.
+    Only the 'user' mode's tests ask for it (through `sandbox_mode`), so that under pytest-xdist the
+    other modes' worker never reopens the checkout while the 'user' mode's worker grades."""
     top = KIT_ROOT
     mode = top.stat().st_mode
-    if "user" in MODES:
-        top.chmod(mode & ~0o007)
+    top.chmod(mode & ~0o007)
     yield
     top.chmod(mode)
+
+
+def sandbox_mode(request, mode: str) -> str:
+    """`mode`, with what it needs in place: the 'user' mode a checkout closed to other users."""
+    if mode == "user":
+        request.getfixturevalue("closed_reference")
+    return mode
 
 
 # name: (file, code, a word its flags must contain, timeout)
@@ -240,8 +248,10 @@ PLANTED = ("ref_link.py", "gradebook.csv.tmp", "status.json", "probe0.pt", "fill
 
 def _shared_tmp() -> set[str]:
     """What the attacks could have left in the machine's shared temporary folders: entries owned by
-    a sandbox's uid ('user' mode), or named as an attack names its files (other programs on the
-    machine may write there meanwhile)."""
+    one of this process's sandbox uids ('user' mode: isolation.lease_ids), or named as an attack
+    names its files by anyone but a sandbox uid (other programs, and other test processes'
+    sandboxes, may write there meanwhile)."""
+    ours = isolation.USER_UID_BASE + (os.getpid() % 30000) * isolation.IDS_PER_PROCESS
     names = set()
     for folder in isolation.SHARED_TMP:
         try:
@@ -253,7 +263,10 @@ def _shared_tmp() -> set[str]:
                 owner = entry.stat(follow_symlinks=False).st_uid
             except OSError:
                 continue
-            if owner >= isolation.USER_UID_BASE or entry.name.startswith(PLANTED):
+            sandbox = owner >= isolation.USER_UID_BASE
+            if ours <= owner < ours + isolation.IDS_PER_PROCESS or (
+                not sandbox and entry.name.startswith(PLANTED)
+            ):
                 names.add(entry.path)
     return names
 
@@ -271,17 +284,20 @@ def _processes_with(word: str) -> list[str]:
 
 
 @pytest.fixture(scope="module", params=MODES)
-def attacked(request, kit, closed_reference, tmp_path_factory):
+def attacked(request, kit, tmp_path_factory):
     """Every attack graded (two at a time) in each isolation mode that works here, with the grader's
-    environment holding a secret and a host socket listening for the datagram attack."""
-    mode = request.param
+    environment holding a secret and a host socket listening for the datagram attack. The marks
+    that name its processes and its socket are the mode's own (pytest-xdist grades the modes at
+    once, in two workers)."""
+    mode = sandbox_mode(request, request.param)
+    mark = MARK + mode
     base = tmp_path_factory.mktemp(f"redteam-{mode}")
     outside = base / "outside"
     outside.mkdir()
     target = outside / "target.txt"
     target.write_text("the instructor's file")
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    listener.bind("\0" + MARK)
+    listener.bind("\0" + mark)
     listener.setblocking(False)
     reference = Path(REF).read_bytes()
     os.environ["SR_GRADER_SECRET"] = SECRET
@@ -290,13 +306,20 @@ def attacked(request, kit, closed_reference, tmp_path_factory):
     def run(name):
         file, code, _, timeout = ATTACKS[name]
         code = code.replace("REF", repr(REF)).replace("TARGET", repr(str(target)))
-        code = code.replace("MARK", MARK)
+        code = code.replace("MARK", mark)
         rel = f"sr_course/{file}.py"
         sub = _submission(
             base / name.replace(" ", "_").replace("/", "_"), kit, {rel: lambda t: t + code}
         )
+        # One box per submission, as a class's grading and the Gradescope bundle grade.
         report = grade(
-            sub, notebooks=False, verbose=False, timeout=timeout, seed=SEED, isolation_mode=mode
+            sub,
+            notebooks=False,
+            verbose=False,
+            timeout=timeout,
+            seed=SEED,
+            isolation_mode=mode,
+            jobs=1,
         )
         return name, report
 
@@ -318,7 +341,7 @@ def attacked(request, kit, closed_reference, tmp_path_factory):
         "outside": sorted(p.name for p in outside.iterdir()),
         "left_in_tmp": sorted(_shared_tmp() - before),
         "received": received,
-        "processes": _processes_with(MARK),
+        "processes": _processes_with(mark),
     }
 
 
@@ -352,9 +375,10 @@ def test_the_attacks_left_nothing_outside(attacked):
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_a_class_member_cannot_read_or_change_the_others(kit, closed_reference, tmp_path, mode):
+def test_a_class_member_cannot_read_or_change_the_others(kit, request, tmp_path, mode):
     """mallory walks every folder it can see, looking for the others' files and the grader's: it
     must find none, change none, and cost alice (correct) and bob (the kit) nothing."""
+    mode = sandbox_mode(request, mode)
     subs = tmp_path / "class"
     marker = "alice-" + MARK
     _submission(subs / "alice", KIT_ROOT, {"sr_course/models.py": lambda t: t + f"\n# {marker}\n"})
@@ -407,10 +431,11 @@ if _found:
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_a_notebook_cell_cannot_edit_the_kit_or_the_grader(kit, closed_reference, tmp_path, mode):
+def test_a_notebook_cell_cannot_edit_the_kit_or_the_grader(kit, request, tmp_path, mode):
     """Code run in the notebooks' kernels tries to rewrite the kit's self-checks and notebooks (so
     that later kernels print OK) and to plant files for the grader: every write fails and is flagged,
     and the submission earns nothing."""
+    mode = sandbox_mode(request, mode)
     attack = """
 import os, pathlib
 _kit = pathlib.Path(__file__).resolve().parents[1]

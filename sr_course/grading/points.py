@@ -1,0 +1,32 @@
+"""The score rules, stated once: what each part is worth and how a report's points are summed.
+
+Each TODO is worth TODO_POINTS (the fraction of its probes passed), the notebooks NOTEBOOK_POINTS
+(the fraction of cells passed; nothing when no TODO earned a point, since the notebooks then ran only
+the kit's own code, and withheld while the report has flags, until an instructor has looked);
+total = their sum, out of MAX_POINTS.
+"""
+
+from __future__ import annotations
+
+from ..course import TODOS
+
+TODO_POINTS = 1.0
+NOTEBOOK_POINTS = 2.0
+MAX_POINTS = TODO_POINTS * len(TODOS) + NOTEBOOK_POINTS
+
+
+def points(report: dict) -> dict:
+    """{"points": {todos, notebooks, notebooks_withheld, total, max}} of a graded report."""
+    todos = sum(e["score"] for e in report["todos"].values()) * TODO_POINTS
+    nb = report.get("notebooks")
+    withheld = bool(report["flags"]) and nb is not None
+    nb_points = 0.0 if nb is None or withheld or not todos else nb["score"] * NOTEBOOK_POINTS
+    return {
+        "points": {
+            "todos": round(todos, 3),
+            "notebooks": round(nb_points, 3),
+            "notebooks_withheld": withheld,
+            "total": round(todos + nb_points, 3),
+            "max": MAX_POINTS if nb is not None else TODO_POINTS * len(TODOS),
+        }
+    }
