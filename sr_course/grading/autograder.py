@@ -1,7 +1,7 @@
 """The Gradescope autograder: a bundle that grades one upload per container on Gradescope's machines.
 
     build_bundle(out_zip) -> list[str]       python -m sr_course autograder --out autograder.zip
-    run(submission, results, source)         what the bundle's run_autograder calls on Gradescope
+    (gradescope.py)                          what the bundle's run_autograder runs on Gradescope
     rehearse(bundle) -> list[str]            python -m sr_course autograder --check (no Gradescope)
 
 The bundle (Gradescope unpacks it to /autograder/source and runs setup.sh once per image):
@@ -32,7 +32,6 @@ import json
 import os
 import secrets
 import shutil
-import stat
 import subprocess
 import sys
 import tempfile
@@ -42,9 +41,8 @@ from pathlib import Path
 
 import nbformat
 
-from ..course import NOTEBOOKS, STUDENT_FILES, TODOS
-from .formats import FORMATS, validate
-from .grader import grade, write_atomic
+from ..course import NOTEBOOKS, TODOS
+from .formats import validate
 from .kit import EDITABLE, KIT_ROOT, ReleaseError
 from .release import build_release, find_leaks, solution_regions
 from .todos import reference_outputs, save_reference
@@ -97,7 +95,7 @@ root="${AUTOGRADER_ROOT:-/autograder}"
 python="${AUTOGRADER_PYTHON:-$root/venv/bin/python}"
 mkdir -p "$root/results"
 cd "$root/source/kit"
-PYTHONPATH="$root/source/kit" exec "$python" -m sr_course.grading.autograder \\
+PYTHONPATH="$root/source/kit" exec "$python" -m sr_course.grading.gradescope \\
     "$root/submission" "$root/results/results.json" "$root/source"
 """
 
@@ -185,89 +183,6 @@ def build_bundle(out: str | os.PathLike, root: Path = KIT_ROOT, verbose: bool = 
         size = out.stat().st_size / 2**20
         print(f"autograder bundle written to {out} ({len(files)} files, {size:.1f} MiB)")
     return files
-
-
-# --- on Gradescope ---------------------------------------------------------------------------------
-
-
-def locate(upload: Path, into: Path) -> list[str]:
-    """Copy the student files of an upload, whatever its shape (the whole kit, its sr_course/
-    folder, the three files; zips unpacked), to into/sr_course/; returns the files it lacks."""
-    for archive in sorted(upload.rglob("*.zip")):
-        target = into.parent / "unzipped" / archive.stem
-        try:
-            with zipfile.ZipFile(archive) as z:
-                for member in z.infolist():  # a zip is the student's: names are checked
-                    name = Path(member.filename)
-                    if member.is_dir() or name.is_absolute() or ".." in name.parts:
-                        continue
-                    if name.name in STUDENT_FILES and member.file_size < 2**22:
-                        dest = target / name
-                        dest.parent.mkdir(parents=True, exist_ok=True)
-                        dest.write_bytes(z.read(member))
-        except zipfile.BadZipFile:
-            continue
-    (into / "sr_course").mkdir(parents=True, exist_ok=True)
-    missing = []
-    for name in STUDENT_FILES:
-        found = [
-            p
-            for top in (upload, into.parent / "unzipped")
-            if top.is_dir()
-            for p in top.rglob(name)
-            if p.is_file() and not p.is_symlink() and "__MACOSX" not in p.parts
-        ]
-        # The file inside an sr_course/ folder first, then the shallowest.
-        found.sort(key=lambda p: (p.parent.name != "sr_course", len(p.parts), str(p)))
-        if found:
-            shutil.copyfile(found[0], into / "sr_course" / name)
-        else:
-            missing.append(f"sr_course/{name}")
-    return missing
-
-
-def _close(paths) -> None:
-    """Closed to other users (the 'user' sandbox's uid): the reference outputs, the upload, the
-    results. Gradescope runs as root, so the grader itself still reads and writes them."""
-    for top in paths:
-        top = Path(top)
-        if not top.exists():
-            continue
-        for path in [top, *top.rglob("*")]:
-            if not path.is_symlink():
-                path.chmod(stat.S_IMODE(path.stat().st_mode) & ~0o007)
-
-
-def run(upload: Path, results: Path, source: Path, fmt: str = "gradescope") -> dict:
-    """Grade one upload against the bundle's reference outputs; write results.json; return it."""
-    started = time.monotonic()
-    kit = source / "kit"
-    _close([source, upload, results.parent])
-    with tempfile.TemporaryDirectory(prefix="sr-upload-") as tmp:
-        sub = Path(tmp) / "submission"
-        missing = locate(upload, sub)
-        _close([tmp])
-        if len(missing) == len(EDITABLE):
-            report = {
-                "submission": str(upload),
-                "error": "the upload holds none of models.py, losses.py, solver.py: upload the "
-                "kit's sr_course/ folder (or the three files)",
-            }
-        else:
-            report = grade(
-                sub,
-                jobs=1,  # Gradescope gives the container about half a CPU
-                verbose=False,
-                root=kit,
-                reference_file=source / "reference.pt",
-                threads=1,
-            )
-            report["missing_files"] = missing
-    report["seconds"] = round(time.monotonic() - started, 1)
-    data = FORMATS[fmt][0](report)
-    validate(fmt, data)
-    write_atomic(results, json.dumps(data, indent=1))
-    return data
 
 
 # --- the rehearsal ---------------------------------------------------------------------------------
@@ -373,15 +288,3 @@ def _expect(name: str, data: dict, bug: str | None) -> list[str]:
         if lost != [bug]:
             return [f"{name}: points lost on {lost or 'nothing'}, expected {bug} only"]
     return []
-
-
-def main(argv: list[str] | None = None) -> int:
-    """run_autograder's entry: UPLOAD RESULTS_JSON SOURCE."""
-    upload, results, source = (Path(a) for a in (argv or sys.argv[1:]))
-    data = run(upload, results, source)
-    print(data["output"])
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from . import autograder, grader, isolation, lms, release, similarity
 from .formats import FORMATS
-from .kit import ReleaseError
+from .kit import ReleaseError, write_atomic
 
 
 def register(sub) -> None:
@@ -42,7 +42,17 @@ def register(sub) -> None:
     p.add_argument("submissions", nargs="+", help="student kit folders, or folders that hold them")
     p.add_argument("--out", help="folder for the gradebook and one JSON per student (a class)")
     p.add_argument("--json", help="one submission: also write its report as JSON here")
-    p.add_argument("--jobs", type=int, help="submissions graded at once (default: the CPU cores)")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        help="a class: submissions graded at once (default: the CPU cores); one submission: "
+        "sandbox boxes at once (default 2)",
+    )
+    p.add_argument(
+        "--reference-outputs",
+        help="one submission: grade against the reference's probe outputs saved in an "
+        "autograder bundle (its reference.pt) instead of this reference's files",
+    )
     p.add_argument(
         "--timeout", type=float, default=30, help="seconds for each TODO's checks (default 30)"
     )
@@ -143,13 +153,13 @@ def run_grade(args) -> int:
         reports = grader.grade_many(subs, out, jobs=args.jobs, regrade=args.regrade, **options)
         if args.lms:
             text, matching = lms.export(reports, args.lms, args.assignment, roster)
-            grader.write_atomic(out / f"gradebook-{args.lms}.csv", text)
+            write_atomic(out / f"gradebook-{args.lms}.csv", text)
             print(f"{args.lms} import file: {out / f'gradebook-{args.lms}.csv'}")
             for line in matching.lines():
                 print(line)
         if args.similarity:
             pairs = similarity.compare(subs)
-            grader.write_atomic(out / "similarity.md", similarity.similarity_report(pairs))
+            write_atomic(out / "similarity.md", similarity.similarity_report(pairs))
             top = f" (most alike: {pairs[0].a} / {pairs[0].b}, {pairs[0].similarity:.2f})"
             print(f"similarity: {out / 'similarity.md'}{top if pairs else ''}")
     except (ReleaseError, isolation.IsolationError) as err:
@@ -159,6 +169,9 @@ def run_grade(args) -> int:
 
 
 def _grade_one(sub: Path, args, options: dict) -> None:
+    options = {**options, "jobs": args.jobs or 2}
+    if args.reference_outputs:
+        options["reference_file"] = Path(args.reference_outputs)
     if args.format == "report":
         grader.grade(sub, json_out=args.json, **options)
         return
@@ -166,7 +179,7 @@ def _grade_one(sub: Path, args, options: dict) -> None:
     data = FORMATS[args.format][0](report)
     text = json.dumps(data, indent=1)
     if args.json:
-        grader.write_atomic(Path(args.json), text)
+        write_atomic(Path(args.json), text)
         print(f"{args.format} results: {args.json} ({data['score']:g})")
     else:
         print(text)

@@ -31,7 +31,7 @@ import json
 import multiprocessing
 import os
 import secrets
-import tempfile
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -40,27 +40,11 @@ from .. import threads as thread_policy
 from ..course import TODOS
 from . import isolation
 from .feedback import feedback_html, feedback_markdown
-from .kit import EDITABLE, KIT_ROOT, ReleaseError, reference_files
+from .kit import EDITABLE, KIT_ROOT, ReleaseError, read_submission, reference_files, write_atomic
 from .notebooks import grade_notebooks
-from .points import NOTEBOOK_POINTS, TODO_POINTS, points
+from .points import NOTEBOOK_POINTS, TODO_POINTS, add_notebooks, points, status
 from .scan import scan
 from .todos import grade_todos, load_reference, reference_digest
-
-
-def read_submission(submission: str | os.PathLike) -> dict[str, str | None]:
-    """The texts of a submission's student files (None where missing)."""
-    submission = Path(submission)
-    if not submission.is_dir():
-        raise ReleaseError(f"submission {submission} is not a folder; unpack it first")
-    files = {}
-    for rel in EDITABLE:
-        path = submission / rel
-        files[rel] = path.read_text(errors="replace") if path.is_file() else None
-    if all(v is None for v in files.values()):
-        raise ReleaseError(
-            f"submission {submission} holds none of {', '.join(EDITABLE)}; point at the kit's top folder"
-        )
-    return files
 
 
 def grade(
@@ -109,7 +93,7 @@ def grade(
     }
     if notebooks:
         scores = {t: e["score"] for t, e in result["todos"].items()}
-        report["notebooks"] = grade_notebooks(
+        notebooks_entry = grade_notebooks(
             files,
             scores,
             cell_timeout=cell_timeout,
@@ -119,7 +103,7 @@ def grade(
             ahead=jobs
             > 1,  # with one job (a class's grading, a Gradescope container) one kernel at a time
         )
-        report["flags"] += [f"notebooks: blocked {b}" for b in report["notebooks"]["blocked"]]
+        add_notebooks(report, notebooks_entry)
     report.update(points(report))
     report["status"] = status(report)
     report["seconds"] = round(time.monotonic() - started, 1)
@@ -138,18 +122,6 @@ def files_digest(files: dict[str, str | None]) -> str:
         h.update(f"{rel}\0{'-' if text is None else 'y'}\0".encode())
         h.update((text or "").encode())
     return h.hexdigest()
-
-
-def status(report: dict) -> str:
-    """The gradebook's status: 'graded', 'timed out' (a TODO or a notebook cell ran out of its
-    time: the rest was graded) or 'error' (the grader could not grade it)."""
-    if "error" in report:
-        return "error"
-    nb = report.get("notebooks") or {}
-    late = any("did not finish within" in f for f in report["flags"]) or any(
-        "did not finish within" in f or "time budget" in f for f in nb.get("failures", [])
-    )
-    return "timed out" if late else "graded"
 
 
 def format_report(report: dict) -> str:
@@ -187,20 +159,6 @@ ISOLATION_WORDS = {
     "user": "user (a separate unprivileged user, resource limits)",
     "none": "NOT ISOLATED (--no-isolation): only for grading the reference itself",
 }
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write path whole or not at all: a fresh temporary file beside it (mkstemp: O_EXCL, mode
-    0600, a name nobody can predict, so no FIFO or link planted there is ever opened), then a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def find_submissions(paths) -> list[Path]:
@@ -360,3 +318,25 @@ def gradebook_csv(reports: list[dict]) -> str:
             ]
         )
     return buf.getvalue()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m sr_course.grading.grader SUBMISSION REFERENCE_OUTPUTS OUT`: the TODO stage of
+    one grading (one sandbox box, against reference outputs saved in an autograder bundle), its
+    report written to OUT. The bundle's side on Gradescope (gradescope.py) runs it in a child
+    process: lighter than the whole command line, and gone before the notebooks' kernels start."""
+    submission, reference, out = (Path(a) for a in (argv or sys.argv[1:]))
+    thread_policy.apply(threads=1)
+    grade(
+        submission,
+        notebooks=False,
+        jobs=1,
+        verbose=False,
+        reference_file=reference,
+        json_out=out,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -53,6 +53,12 @@ SYSTEM_FILES = (
     "/etc/nsswitch.conf", "/etc/alternatives", "/etc/fonts",
 )  # fmt: skip
 SHARED_TMP = ("/tmp", "/var/tmp", "/dev/shm")  # world-writable: cleaned of a 'user' box's files
+# What the audit hook lets Python read besides the kit and Python: libraries, and this process's
+# own /proc entries (not its parent's or another's).
+SYSTEM_READS = (
+    "/usr", "/lib", "/lib64", "/etc", "/sys", "/dev", "/proc/self", "/proc/thread-self",
+    "/proc/cpuinfo", "/proc/meminfo", "/proc/stat",
+)  # fmt: skip
 USER_UID_BASE = 200000  # the 'user' mode's ids start here (lease_ids); no passwd entry, no home
 
 

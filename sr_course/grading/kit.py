@@ -16,9 +16,11 @@ notebooks.py) both build from here.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -199,3 +201,36 @@ def stubbed(root: Path, rel: str, keep: tuple[str, ...] = ()) -> str:
     """A reference file with its solution regions replaced by stubs, except the TODOs in `keep`."""
     text, _ = strip_solutions((root / rel).read_text(), rel, keep=set(keep))
     return text
+
+
+# --- submissions and results as files -----------------------------------------------------------
+
+
+def read_submission(submission: str | os.PathLike) -> dict[str, str | None]:
+    """The texts of a submission's student files (None where missing)."""
+    submission = Path(submission)
+    if not submission.is_dir():
+        raise ReleaseError(f"submission {submission} is not a folder; unpack it first")
+    files = {}
+    for rel in EDITABLE:
+        path = submission / rel
+        files[rel] = path.read_text(errors="replace") if path.is_file() else None
+    if all(v is None for v in files.values()):
+        raise ReleaseError(
+            f"submission {submission} holds none of {', '.join(EDITABLE)}; point at the kit's top folder"
+        )
+    return files
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write path whole or not at all: a fresh temporary file beside it (mkstemp: O_EXCL, mode
+    0600, a name nobody can predict, so no FIFO or link planted there is ever opened), then a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise

@@ -22,10 +22,12 @@ import configparser
 import contextlib
 import copy
 import functools
+import json
 import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -43,8 +45,7 @@ from .. import threads as thread_policy
 from ..course import CHECKS, NOTEBOOKS
 from . import isolation
 from . import sandbox as sandbox_module
-from .kit import KIT_ROOT, complete, reference_files, write_kit
-from .todos import SYSTEM_READS
+from .kit import KIT_ROOT, complete, read_submission, reference_files, write_atomic, write_kit
 
 MAX_MESSAGE_BYTES = 32 * 2**20  # one ZeroMQ message from a kernel (a larger one drops the link)
 MAX_CELL_OUTPUT_BYTES = 2 * 2**20  # outputs kept per cell; the rest is dropped
@@ -375,7 +376,7 @@ def _kernel_env(tree: Path, tmp: Path, inside_tmp: str, threads: int, flags_fd: 
 
 def _guard_source(tree, runner, writable, conn, inside_tmp) -> str:
     """The file each kernel runs before its first cell: the audit hook (flags on the pipe)."""
-    reads = [*isolation.python_roots(), *SYSTEM_READS, str(tree), str(runner), str(conn)]
+    reads = [*isolation.python_roots(), *isolation.SYSTEM_READS, str(tree), str(runner), str(conn)]
     writes = [str(w) for w in writable] + [inside_tmp, str(conn)]
     locked = [str(tree), str(runner)]  # read, never written (in the bwrap box they sit in /tmp)
     return (
@@ -415,3 +416,25 @@ def _judge_cell(cell, ref_cell, todo_scores: dict, where: str) -> str | None:
                     f"{where}: its self-check passed, but the grader found {', '.join(wrong)} wrong"
                 )
     return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m sr_course.grading.notebooks SUBMISSION TODO_REPORT OUT`: the notebook stage of a
+    grading on its own, for a grader process that must not hold torch while the kernels run (the
+    autograder bundle: grading/gradescope.py). TODO_REPORT is the TODO stage's report (its scores
+    and isolation mode); OUT receives the notebooks' entry as JSON. This module imports no torch."""
+    submission, todo_report, out = (Path(a) for a in (argv or sys.argv[1:]))
+    report = json.loads(todo_report.read_text())
+    entry = grade_notebooks(
+        read_submission(submission),
+        {t: e["score"] for t, e in report["todos"].items()},
+        threads=1,
+        isolation_mode=report["isolation"],
+        ahead=False,
+    )
+    write_atomic(out, json.dumps(entry))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -30,3 +30,21 @@ def points(report: dict) -> dict:
             "max": MAX_POINTS if nb is not None else TODO_POINTS * len(TODOS),
         }
     }
+
+
+def add_notebooks(report: dict, notebooks: dict) -> None:
+    """Put the notebooks' entry into a report; what their kernels tried and were refused is flagged."""
+    report["notebooks"] = notebooks
+    report["flags"] += [f"notebooks: blocked {b}" for b in notebooks["blocked"]]
+
+
+def status(report: dict) -> str:
+    """The gradebook's status: 'graded', 'timed out' (a TODO or a notebook cell ran out of its
+    time: the rest was graded) or 'error' (the grader could not grade it)."""
+    if "error" in report:
+        return "error"
+    nb = report.get("notebooks") or {}
+    late = any("did not finish within" in f for f in report["flags"]) or any(
+        "did not finish within" in f or "time budget" in f for f in nb.get("failures", [])
+    )
+    return "timed out" if late else "graded"

@@ -54,12 +54,6 @@ MAX_ZIP_ENTRIES = 4096
 MAX_FLAG_BYTES = 1024
 MAX_FLAGS = 10  # kept per TODO (the rest are counted)
 MAX_PRINTED_BYTES = 16 * 2**20  # more than this on stdout and stderr together is flagged
-# What the audit hook lets Python read besides the kit and Python: libraries, and this process's
-# own /proc entries (not its parent's or another's).
-SYSTEM_READS = (
-    "/usr", "/lib", "/lib64", "/etc", "/sys", "/dev", "/proc/self", "/proc/thread-self",
-    "/proc/cpuinfo", "/proc/meminfo", "/proc/stat",
-)  # fmt: skip
 STARTUP_SECONDS = 120  # for Python and torch to start in the sandbox, before the TODO's own timeout
 if set(PROBES) != set(TODOS):  # every TODO of the manifest is probed, and nothing else
     raise RuntimeError(
@@ -278,7 +272,7 @@ def _job(
         "probes": str(runner / "probes.py"),
         "seed": seed,
         "reference": reference,
-        "read_roots": [*isolation.python_roots(), *SYSTEM_READS, str(tree), str(runner)],
+        "read_roots": [*isolation.python_roots(), *isolation.SYSTEM_READS, str(tree), str(runner)],
         "write_roots": [tmp],
         # The bwrap box's /tmp holds the mount points of the kit and the runner: never writable.
         "locked_roots": [str(tree), str(runner)],

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from sr_course.course import TODOS
-from sr_course.grading import autograder, formats, isolation, lms, similarity
+from sr_course.grading import autograder, formats, gradescope, isolation, lms, similarity
 from sr_course.grading.feedback import feedback_html, feedback_markdown
 from sr_course.grading.grader import grade
 from sr_course.grading.kit import EDITABLE, KIT_ROOT, ReleaseError, stubbed
@@ -297,7 +297,7 @@ def test_an_upload_of_any_shape_is_found_and_missing_files_named(tmp_path, shape
             for rel, text in texts.items():
                 z.writestr(f"kit/{rel}", text)
             z.writestr("../evil/models.py", "# outside")
-    missing = autograder.locate(upload, tmp_path / "work" / "sub")
+    missing = gradescope.locate(upload, tmp_path / "work" / "sub")
     expected_missing = ["sr_course/solver.py"] if shape == "two files" else []
     assert missing == expected_missing
     for rel in EDITABLE:
