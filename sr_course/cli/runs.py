@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from ..evaluation.runs import runs_table
 
 
@@ -15,13 +17,17 @@ def register(sub) -> None:
     p.add_argument(
         "folder",
         nargs="?",
-        default="runs",
-        help="where the runs are (default runs: every profile's)",
+        help="where the runs are (default: $SR_RUNS_DIR, as for every command, else runs/: "
+        "every profile's)",
     )
     p.add_argument("--split", default="Set5", help="the test set to rank by (default Set5)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    print(runs_table(args.folder, args.split))
+    folder = args.folder or os.environ.get("SR_RUNS_DIR") or "runs"
+    table = runs_table(folder, args.split)
+    if not table.startswith("no runs"):  # that sentence names the folder itself
+        print(f"runs under {folder}, best PSNR on {args.split} first:")
+    print(table)
     return 0

@@ -66,7 +66,7 @@ def test_testing_a_checkpoint_adds_its_scores_to_its_run_record(two_runs, tmp_pa
     assert record["test"] == {"last.pt": {"Sample": result["table"]["wide"]["Sample"]}}
 
 
-def test_runs_table_lists_every_attempt_best_first(two_runs, capsys):
+def test_runs_table_lists_every_attempt_best_first(two_runs, capsys, monkeypatch):
     runs, _ = two_runs
     scores = {}
     for name in ("base", "wide"):
@@ -89,7 +89,12 @@ def test_runs_table_lists_every_attempt_best_first(two_runs, capsys):
     )
     assert float(row["base"][5]) == pytest.approx(scores["base"], abs=0.005)
     assert main(["runs", str(runs), "--split", "Sample"]) == 0
-    assert capsys.readouterr().out.splitlines() == table
+    heading = f"runs under {runs}, best PSNR on Sample first:"
+    assert capsys.readouterr().out.splitlines() == [heading, *table]
+    # Without a folder, `runs` reads SR_RUNS_DIR like every other command, and says so.
+    monkeypatch.setenv("SR_RUNS_DIR", str(runs))
+    assert main(["runs", "--split", "Sample"]) == 0
+    assert capsys.readouterr().out.splitlines() == [heading, *table]
 
 
 def test_runs_table_without_runs_says_so(tmp_path):
