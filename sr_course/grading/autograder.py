@@ -188,20 +188,15 @@ def build_bundle(out: str | os.PathLike, root: Path = KIT_ROOT, verbose: bool = 
 # --- the rehearsal ---------------------------------------------------------------------------------
 
 
-def _bug(kit: Path, into: Path) -> tuple[Path, str]:
-    """An upload with one realistic bug: the reference's files with SRResNet's output left
-    without its tanh (the TODO that must lose points)."""
-    into.mkdir(parents=True)
-    for rel in EDITABLE:
-        text = (KIT_ROOT / rel).read_text()
-        if rel.endswith("models.py"):
-            bugged = text.replace(
-                'kernel_size, activation="tanh")', "kernel_size, activation=None)"
-            )
-            if bugged == text:
-                raise ReleaseError("the rehearsal's bug no longer applies to models.py")
-            text = bugged
-        (into / Path(rel).name).write_text(text)
+def _bug(root: Path, into: Path) -> tuple[Path, str]:
+    """An upload with one realistic bug: the reference's three files (flat) with SRResNet's output
+    left without its tanh (the TODO that must lose points)."""
+    models = _flat(root, into) / "models.py"
+    text = models.read_text()
+    bugged = text.replace('kernel_size, activation="tanh")', "kernel_size, activation=None)")
+    if bugged == text:
+        raise ReleaseError("the rehearsal's bug no longer applies to models.py")
+    models.write_text(bugged)
     return into, "SRResNet"
 
 

@@ -84,7 +84,7 @@ def grade(
         "submission": str(submission),
         "isolation": mode,
         "seed": result["seed"],
-        "graded_with": {"grader": reference_digest(root), "notebooks": notebooks},
+        "graded_with": graded_with(reference_digest(root), notebooks),
         "files_sha256": files_digest(files),
         "missing_files": [rel for rel, text in files.items() if text is None],
         "todos": result["todos"],
@@ -100,8 +100,8 @@ def grade(
             root=root,
             threads=thread_policy.count(1, threads),
             isolation_mode=mode,
-            ahead=jobs
-            > 1,  # with one job (a class's grading, a Gradescope container) one kernel at a time
+            # With one job (a class's grading, a Gradescope container): one kernel at a time.
+            ahead=jobs > 1,
         )
         add_notebooks(report, notebooks_entry)
     report.update(points(report))
@@ -112,6 +112,12 @@ def grade(
     if json_out:
         write_atomic(Path(json_out), json.dumps(report, indent=1))
     return report
+
+
+def graded_with(grader_digest: str, notebooks: bool) -> dict:
+    """What a report was graded by (the reference and probes' digest) and on (the notebooks or
+    not): a later run keeps the report only while this is the same."""
+    return {"grader": grader_digest, "notebooks": notebooks}
 
 
 def files_digest(files: dict[str, str | None]) -> str:
@@ -206,16 +212,16 @@ def write_feedback(report: dict, out_dir: Path) -> None:
     write_atomic(out_dir / f"{name}.feedback.html", feedback_html(report))
 
 
-def _earlier(submission: Path, out_dir: Path, notebooks: bool, root: Path) -> dict | None:
+def _earlier(submission: Path, out_dir: Path, wanted: dict) -> dict | None:
     """The report an earlier run wrote for this submission, if it still holds: graded (not an
-    error or a timeout), of the same files, by the same grader and probes, with the same parts."""
+    error or a timeout), of the same files, graded_with `wanted` (the same grader, the same parts)."""
     path = out_dir / f"{submission.name}.json"
     try:
         report = json.loads(path.read_text())
         files = read_submission(submission)
     except (OSError, ValueError, ReleaseError):
         return None
-    same = report.get("graded_with") == {"grader": reference_digest(root), "notebooks": notebooks}
+    same = report.get("graded_with") == wanted
     if (
         report.get("status") == "graded"
         and same
@@ -249,15 +255,11 @@ def grade_many(
     kwargs.setdefault("jobs", 1)
     kwargs.setdefault("threads", thread_policy.count(jobs))  # each grading's share of the cores
     started = time.monotonic()
-    root = kwargs.get("root", KIT_ROOT)
+    wanted = graded_with(
+        reference_digest(kwargs.get("root", KIT_ROOT)), kwargs.get("notebooks", True)
+    )
     kept = (
-        {}
-        if regrade
-        else {
-            s: r
-            for s in subs
-            if (r := _earlier(s, out_dir, kwargs.get("notebooks", True), root)) is not None
-        }
+        {} if regrade else {s: r for s in subs if (r := _earlier(s, out_dir, wanted)) is not None}
     )
     todo = [s for s in subs if s not in kept]
     if verbose and kept:
@@ -312,7 +314,7 @@ def gradebook_csv(reports: list[dict]) -> str:
                 p["notebooks"],
                 p["total"],
                 p["max"],
-                r.get("status") or status(r),
+                r["status"],
                 r.get("isolation", ""),
                 "; ".join(r["flags"]),
             ]

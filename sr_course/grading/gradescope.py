@@ -122,7 +122,6 @@ def grade_upload(upload: Path, source: Path, work: Path) -> dict:
     report["graded_with"]["notebooks"] = True
     report.update(points(report))
     report["status"] = status(report)
-    report["missing_files"] = missing
     report["submission"] = str(upload)
     return report
 

@@ -113,14 +113,19 @@ _free_ids: dict[int, list[int]] = {}  # per process id: a forked grader gets a b
 _ids_lock = threading.Lock()
 
 
+def id_block() -> range:
+    """The ids ('user' mode) this process leases from: a block of its own, from its pid."""
+    base = USER_UID_BASE + (os.getpid() % 30000) * IDS_PER_PROCESS
+    return range(base, base + IDS_PER_PROCESS)
+
+
 @contextlib.contextmanager
 def lease_ids(n: int):
     """n ids ('user' mode: uids of boxes, gids of gradings) that no other box or grading holds
     while they are leased: each grader process owns a block of IDS_PER_PROCESS ids (from its pid;
     grade_many's workers are processes), and threads of one process take turns within it."""
     with _ids_lock:
-        base = USER_UID_BASE + (os.getpid() % 30000) * IDS_PER_PROCESS
-        free = _free_ids.setdefault(os.getpid(), list(range(base, base + IDS_PER_PROCESS)))
+        free = _free_ids.setdefault(os.getpid(), list(id_block()))
         if len(free) < n:
             raise IsolationError(
                 f"more than {IDS_PER_PROCESS} sandboxes at once in one grader process: "

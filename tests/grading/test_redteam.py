@@ -251,7 +251,7 @@ def _shared_tmp() -> set[str]:
     one of this process's sandbox uids ('user' mode: isolation.lease_ids), or named as an attack
     names its files by anyone but a sandbox uid (other programs, and other test processes'
     sandboxes, may write there meanwhile)."""
-    ours = isolation.USER_UID_BASE + (os.getpid() % 30000) * isolation.IDS_PER_PROCESS
+    ours = isolation.id_block()
     names = set()
     for folder in isolation.SHARED_TMP:
         try:
@@ -264,9 +264,7 @@ def _shared_tmp() -> set[str]:
             except OSError:
                 continue
             sandbox = owner >= isolation.USER_UID_BASE
-            if ours <= owner < ours + isolation.IDS_PER_PROCESS or (
-                not sandbox and entry.name.startswith(PLANTED)
-            ):
+            if owner in ours or (not sandbox and entry.name.startswith(PLANTED)):
                 names.add(entry.path)
     return names
 
