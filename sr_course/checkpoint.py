@@ -28,13 +28,14 @@ from pathlib import Path
 
 import torch
 
+from .errors import UserError
 from .models import Discriminator, Generator, count_parameters
 from .utils import atomic_write
 
 CHECKPOINT_VERSION = 1
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint file that cannot be used; the message names the file and the fix."""
 
 
@@ -131,8 +132,19 @@ def _broken_file(path: Path) -> str | None:
         return "empty (0 bytes)"
     with open(path, "rb") as f:
         magic = f.read(4)
-    if magic == b"PK\x03\x04" and not zipfile.is_zipfile(path):
+    if magic != b"PK\x03\x04":
+        return None
+    if not zipfile.is_zipfile(path):
         return f"cut short or corrupt ({size:,} bytes, no end-of-archive record)"
+    # torch.load does not check the members' CRCs: damaged bytes of the same size would load as
+    # wrong weights. Reading every member checks them (about a second per GB).
+    try:
+        with zipfile.ZipFile(path) as z:
+            bad = z.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
+        return f"corrupt ({type(err).__name__}: {err})"
+    if bad is not None:
+        return f"damaged: its member {bad} fails its CRC check ({size:,} bytes)"
     return None
 
 

@@ -1,4 +1,4 @@
-"""Configuration: three profiles as EasyDicts, and load_config() to pick one and override keys.
+"""Configuration: the profiles (PROFILES) as EasyDicts, and load_config() to pick one and override keys.
 
     paper  GPU, DIV2K: the paper's recipe (SRResNet 1e6 iterations, SRGAN 2e5) in epochs of
            800 images x 100 patches / batch 16 = 5,000 iterations.
@@ -8,7 +8,7 @@
     smoke  CPU, the built-in sample: tiny networks and a few iterations; tests and nbval use it.
 
 The `G` and `D` sub-dicts spread into the constructors: `SRResNet(**config.G)`, `Discriminator(**config.D)`.
-Pick the profile by argument, else by the `SR_PROFILE` environment variable, else `paper`.
+Pick the profile by argument, else by the `SR_PROFILE` environment variable, else DEFAULT_PROFILE.
 Runs go to runs/<profile>/ (runs/course/srresnet/best.pt, runs/course/test/, runs/course/report/),
 from the notebooks and from the command line alike. `SR_DATA_ROOT` and `SR_RUNS_DIR`, when set,
 replace the default data and run folders (a runs_dir given that way is used as it is).
@@ -24,6 +24,7 @@ from easydict import EasyDict
 
 from .components.registry import OPTIONS
 from .course import COURSE_SETS
+from .errors import SettingError, UnknownSetting
 
 _BASE = {
     "profile": "paper",
@@ -191,6 +192,7 @@ PROFILE_NOTES = {
     "smoke": "CPU, the built-in sample, seconds",
 }
 assert set(PROFILE_NOTES) == set(PROFILES)
+DEFAULT_PROFILE = "paper"  # when neither a profile nor $SR_PROFILE is given
 
 
 def _merge(base: dict, changes: dict, where: str = "") -> dict:
@@ -200,10 +202,10 @@ def _merge(base: dict, changes: dict, where: str = "") -> dict:
         name = f"{where}{key}"
         if key not in out:
             valid = ", ".join(sorted(out))
-            raise KeyError(f"unknown config key {name!r}; valid keys here: {valid}")
+            raise UnknownSetting(f"unknown config key {name!r}; valid keys here: {valid}")
         if isinstance(out[key], dict):
             if not isinstance(value, dict):
-                raise ValueError(
+                raise SettingError(
                     f"config key {name!r} is a section, not a value: set one of its keys, e.g. "
                     f"{name}.{next(iter(out[key]))}=..."
                 )
@@ -243,7 +245,7 @@ def _check_type(name: str, default, value) -> None:
     else:
         return
     if not ok:
-        raise ValueError(
+        raise SettingError(
             f"{name}={value!r} is not valid: it must be {kind} (for example {name}={example})"
         )
 
@@ -255,9 +257,9 @@ def load_config(profile: str | None = None, **overrides) -> EasyDict:
         load_config("smoke", seed=1, srresnet={"lr": 1e-3})
     An unknown profile or key raises an error that lists the valid ones.
     """
-    profile = profile or os.environ.get("SR_PROFILE") or "paper"
+    profile = profile or os.environ.get("SR_PROFILE") or DEFAULT_PROFILE
     if profile not in _PROFILE_CHANGES:
-        raise ValueError(f"unknown profile {profile!r}; choose one of: {', '.join(PROFILES)}")
+        raise SettingError(f"unknown profile {profile!r}; choose one of: {', '.join(PROFILES)}")
     cfg = _merge(_BASE, _PROFILE_CHANGES[profile])
     cfg["profile"] = profile
     cfg["runs_dir"] = f"{cfg['runs_dir']}/{profile}"
@@ -275,7 +277,7 @@ def validate(cfg: dict) -> None:
 
     def choose(key: str, value, options) -> None:
         if value not in options:
-            raise ValueError(
+            raise SettingError(
                 f"{key}={value!r} is not an option; choose one of {', '.join(map(str, options))}"
             )
 
@@ -283,7 +285,7 @@ def validate(cfg: dict) -> None:
         node = lookup(cfg, key)
         if node is not None and node < low:
             kind = "positive" if low == 1 else f"at least {low}" if low else "zero or more"
-            raise ValueError(f"{key}={node!r} is not valid: it must be {kind}")
+            raise SettingError(f"{key}={node!r} is not valid: it must be {kind}")
 
     for key in (
         "G.n_channels",
@@ -319,26 +321,26 @@ def validate(cfg: dict) -> None:
     for key in ("srresnet.lr", "srgan.lr", "srgan.vgg_rescale"):
         stage, leaf = key.split(".")
         if not cfg[stage][leaf] > 0:
-            raise ValueError(f"{key}={cfg[stage][leaf]!r} is not valid: it must be above 0")
+            raise SettingError(f"{key}={cfg[stage][leaf]!r} is not valid: it must be above 0")
     for stage in ("srresnet", "srgan"):
         decay = cfg[stage]["lr_decay_at"]
         if decay is not None and not 0 < decay < 1:
-            raise ValueError(
+            raise SettingError(
                 f"{stage}.lr_decay_at={decay!r} is not valid: it is a fraction of training between 0 and 1 "
                 "(or None for no decay)"
             )
     device = str(cfg["device"])
     if device.split(":")[0] not in ("auto", "cpu", "cuda", "mps"):
-        raise ValueError(
+        raise SettingError(
             f"device={device!r} is not an option; choose auto, cpu, cuda, cuda:N or mps"
         )
     if cfg["data"]["crop_size"] % cfg["scale"]:
-        raise ValueError(
+        raise SettingError(
             f"data.crop_size={cfg['data']['crop_size']} is not valid: it must be a multiple of scale "
             f"({cfg['scale']}), so that the LR patch has whole pixels"
         )
     if cfg["G"]["scaling_factor"] != cfg["scale"]:
-        raise ValueError(
+        raise SettingError(
             f"G.scaling_factor ({cfg['G']['scaling_factor']}) must equal scale ({cfg['scale']}); set both"
         )
     for key, registry in OPTIONS.items():  # the registries' names are the options
@@ -346,32 +348,32 @@ def validate(cfg: dict) -> None:
     choose("srgan.mode", cfg["srgan"]["mode"], ("paper", "baseline"))
     gan = cfg["srgan"]["gan"]
     if cfg["srresnet"]["grad_clip_theta"] and cfg["srresnet"]["optimizer"] != "sgd":
-        raise ValueError(
+        raise SettingError(
             "srresnet.grad_clip_theta is VDSR's clipping to +-theta/lr, made for SGD's large learning rates; "
             "set srresnet.optimizer=sgd (or grad_clip_theta=None)"
         )
     scales = cfg["model"]["vdsr"].get("train_scales")
     if scales:
         if cfg["model"]["arch"] != "vdsr":
-            raise ValueError(
+            raise SettingError(
                 "model.vdsr.train_scales trains one network on several scales, which only VDSR can do; set model.arch=vdsr"
             )
         bad = [s for s in scales if not isinstance(s, int) or s < 2 or cfg["data"]["crop_size"] % s]
         if bad:
-            raise ValueError(
+            raise SettingError(
                 f"model.vdsr.train_scales {bad}: each scale must be an integer >= 2 dividing data.crop_size "
                 f"({cfg['data']['crop_size']})"
             )
     if gan in ("wgan", "wgan-gp") and cfg["srgan"]["label_smoothing"]:
-        raise ValueError(
+        raise SettingError(
             f"srgan.label_smoothing applies to cross-entropy GANs; a {gan} critic has no labels (set it to 0)"
         )
     if gan == "wgan" and cfg["srgan"]["optimizer"] != "rmsprop":
-        raise ValueError(
+        raise SettingError(
             "srgan.gan=wgan (weight clipping) is unstable with momentum optimisers; set srgan.optimizer=rmsprop (the WGAN paper's)"
         )
     if gan == "wgan-gp" and cfg["D"]["batch_norm"]:
-        raise ValueError(
+        raise SettingError(
             "srgan.gan=wgan-gp penalises the critic's gradient per sample, which batch norm mixes across the "
             "batch; set D.batch_norm=False"
         )
@@ -385,10 +387,10 @@ def parse_overrides(items: list[str]) -> dict:
     out: dict = {}
     for item in items:
         if "=" not in item:
-            raise ValueError(f"override {item!r} is not key=value (for example srresnet.lr=1e-3)")
+            raise SettingError(f"override {item!r} is not key=value (for example srresnet.lr=1e-3)")
         key, raw = item.split("=", 1)
         if not raw.strip():
-            raise ValueError(f"override {item!r} has no value; write {key}=<value>")
+            raise SettingError(f"override {item!r} has no value; write {key}=<value>")
         try:
             value = ast.literal_eval(raw)
         except (ValueError, SyntaxError):

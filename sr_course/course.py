@@ -39,15 +39,15 @@ class Todo:
 
 # In course order: the order the notebooks meet them, the self-checks run and the gradebook lists them.
 TODOS: dict[str, Todo] = {
-    "ConvolutionalBlock": Todo("models", (), ("ConvolutionalBlock",), "check_blocks", "Blocks", "train_srresnet.ipynb"),
-    "SubPixelConvolutionalBlock": Todo("models", (), ("SubPixelConvolutionalBlock",), "check_blocks", "Blocks", "train_srresnet.ipynb"),
-    "ResidualBlock": Todo("models", ("ConvolutionalBlock",), ("ResidualBlock",), "check_blocks", "Blocks", "train_srresnet.ipynb"),
+    "ConvolutionalBlock": Todo("models", (), ("ConvolutionalBlock",), "check_conv_block", "ConvolutionalBlock", "train_srresnet.ipynb"),
+    "SubPixelConvolutionalBlock": Todo("models", (), ("SubPixelConvolutionalBlock",), "check_subpixel_block", "SubPixelConvolutionalBlock", "train_srresnet.ipynb"),
+    "ResidualBlock": Todo("models", ("ConvolutionalBlock",), ("ResidualBlock",), "check_residual_block", "ResidualBlock", "train_srresnet.ipynb"),
     "SRResNet": Todo("models", ("ConvolutionalBlock", "ResidualBlock", "SubPixelConvolutionalBlock"), ("SRResNet",), "check_srresnet", "SRResNet", "train_srresnet.ipynb"),
     "pixel_mse": Todo("losses", (), ("pixel_mse",), "check_pixel_loss", "pixel_mse", "train_srresnet.ipynb"),
     "Discriminator": Todo("models", ("ConvolutionalBlock",), ("Discriminator",), "check_discriminator", "Discriminator", "train_srgan.ipynb"),
     "TruncatedVGG19": Todo("models", (), ("TruncatedVGG19",), "check_vgg", "TruncatedVGG19", "train_srgan.ipynb"),
-    "VGGContentLoss": Todo("losses", (), ("VGGContentLoss",), "check_srgan_losses", "SRGAN losses", "train_srgan.ipynb"),
-    "adversarial losses": Todo("losses", (), ("generator_adversarial_loss", "discriminator_loss"), "check_srgan_losses", "SRGAN losses", "train_srgan.ipynb"),
+    "VGGContentLoss": Todo("losses", (), ("VGGContentLoss",), "check_vgg_loss", "VGGContentLoss", "train_srgan.ipynb"),
+    "adversarial losses": Todo("losses", (), ("generator_adversarial_loss", "discriminator_loss"), "check_adversarial_losses", "adversarial losses", "train_srgan.ipynb"),
     "SRGAN step": Todo("solver", ("adversarial losses",), ("srgan_step",), "check_srgan_step", "SRGAN step", "train_srgan.ipynb"),
 }  # fmt: skip
 

@@ -56,7 +56,7 @@ class VGGContentLoss(nn.Module):
         #   Shapes: (N, 3, H, W) in [-1, 1] -> phi_(5,4) features (N, 512, H/16, W/16) -> scalar.
         #   Only the generator learns from this loss: gradients must reach sr, while the HR features
         #   are a fixed target. What does the HR branch need, then (and what does that save)?
-        #   Self-check: checks.check_srgan_losses() prints "SRGAN losses: OK".
+        #   Self-check: checks.check_vgg_loss() prints "VGGContentLoss: OK".
         # BEGIN SOLUTION
         with torch.no_grad():
             target = self.vgg(hr) * self.rescale
@@ -73,7 +73,7 @@ def generator_adversarial_loss(fake_logits: torch.Tensor) -> torch.Tensor:
     #   rounds to 0 in float32 and log(0) = -inf, though the true loss is a finite 120;
     #   torch.nn.functional has losses that take logits and stay exact there.
     #   Shapes: (N, 1) logits, any real numbers -> scalar.
-    #   Self-check: checks.check_srgan_losses() prints "SRGAN losses: OK".
+    #   Self-check: checks.check_adversarial_losses() prints "adversarial losses: OK".
     # BEGIN SOLUTION
     return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
     # END SOLUTION
@@ -93,7 +93,7 @@ def discriminator_loss(
     #   One-sided label smoothing (Salimans et al. 2016) lowers the real images' target to
     #   1 - label_smoothing, so that D does not grow over-confident; the fakes' target stays 0.
     #   Shapes: (N, 1) logits x 2 -> scalar.
-    #   Self-check: checks.check_srgan_losses() prints "SRGAN losses: OK".
+    #   Self-check: checks.check_adversarial_losses() prints "adversarial losses: OK".
     # BEGIN SOLUTION
     real = F.binary_cross_entropy_with_logits(
         real_logits, torch.full_like(real_logits, 1.0 - label_smoothing)

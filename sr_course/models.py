@@ -52,7 +52,7 @@ class ConvolutionalBlock(nn.Module):
         #   Shapes: (N, in_channels, H, W) -> (N, out_channels, ceil(H / s), ceil(W / s)).
         #   Checkpoint names: the layers, in that order, form one nn.Sequential named self.block
         #   (keys block.0.weight for the convolution, block.1.* for what follows, ...).
-        #   Self-check: checks.check_blocks() prints "Blocks: OK".
+        #   Self-check: checks.check_conv_block() prints "ConvolutionalBlock: OK".
         # BEGIN SOLUTION
         layers: list[nn.Module] = [
             nn.Conv2d(
@@ -91,7 +91,7 @@ class SubPixelConvolutionalBlock(nn.Module):
         #   The paper follows it with a PReLU (Fig. 4, the two "PixelShuffler x2" blocks).
         #   Shapes: (N, n_channels, H, W) -> (N, n_channels, r * H, r * W).
         #   Checkpoint names: self.conv, self.pixel_shuffle, self.prelu.
-        #   Self-check: checks.check_blocks() prints "Blocks: OK".
+        #   Self-check: checks.check_subpixel_block() prints "SubPixelConvolutionalBlock: OK".
         # BEGIN SOLUTION
         self.conv = nn.Conv2d(
             n_channels, n_channels * scaling_factor**2, kernel_size, padding=kernel_size // 2
@@ -121,7 +121,8 @@ class ResidualBlock(nn.Module):
         #   sum comes right after it. Build them from your ConvolutionalBlock.
         #   Shapes: (N, C, H, W) -> (N, C, H, W).
         #   Checkpoint names: self.conv1, self.conv2.
-        #   Paper: Fig. 4, the B residual blocks. Self-check: checks.check_blocks() prints "Blocks: OK".
+        #   Paper: Fig. 4, the B residual blocks. Self-check: checks.check_residual_block() prints
+        #   "ResidualBlock: OK".
         # BEGIN SOLUTION
         self.conv1 = ConvolutionalBlock(
             n_channels, n_channels, kernel_size, batch_norm=batch_norm, activation="prelu"
@@ -162,8 +163,9 @@ class SRResNet(nn.Module):
         # TODO [SRResNet]: build the generator network of Fig. 4 from your blocks, in five parts.
         #   self.head      the first conv block: RGB to n_channels features, large kernel, PReLU
         #   self.body      n_blocks residual blocks in a row (an nn.Sequential)
-        #   self.body_end  a conv block with the small kernel and batch norm, no activation; its output
-        #                  is added to head's features: the long skip connection over the whole body
+        #   self.body_end  a conv block with the small kernel, batch norm (when batch_norm is True)
+        #                  and no activation; its output is added to head's features: the long skip
+        #                  connection over the whole body
         #   self.upscale   as many x2 sub-pixel blocks as it takes to reach scaling_factor (an
         #                  nn.Sequential; x4 needs two)
         #   self.tail      the last conv block: back to 3 channels, large kernel, Tanh, so that the
@@ -173,6 +175,7 @@ class SRResNet(nn.Module):
         #   Shapes (x4): (N, 3, h, w) -> head, body: (N, 64, h, w) -> upscale: (N, 64, 4h, 4w)
         #   -> tail: (N, 3, 4h, 4w). The five names are the checkpoint's keys (head.block.0.weight,
         #   body.0.conv1.block.0.weight, ...); trained weights only load into these names.
+        #   batch_norm=False (EDSR-style, 1,545,238 parameters) leaves batch norm out everywhere.
         #   Paper: Fig. 4, Sec. 3.2. Self-check: checks.check_srresnet() prints
         #   "SRResNet: OK (1,549,462 parameters)".
         # BEGIN SOLUTION

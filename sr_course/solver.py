@@ -81,8 +81,12 @@ def srgan_step(
     #   trained to tell the HR images (real) from this step's generated images (fake); the fakes must
     #   not carry gradients back into G. Every variant of srgan.gan (the paper's, RaGAN, WGAN,
     #   WGAN-GP) comes from t.adversarial, so your step works for all of them; the critic's hook runs
-    #   after D's update.
-    #   With update_generator=False (several D updates per G update, srgan.d_steps) G must not change.
+    #   after D's update. Mind the argument order, which differs between the two:
+    #       t.adversarial.generator_loss(D, sr, hr)         the generator's adversarial term
+    #       t.adversarial.discriminator_loss(D, hr, sr)     D's loss: real images first, then fakes
+    #       t.adversarial.after_discriminator_step(D)       the critic's hook
+    #   With update_generator=False (several D updates per G update, srgan.d_steps) G's weights must
+    #   not change (its batch-norm running statistics may: G still makes this step's fakes).
     #   Think about: which tensors need gradients in each update, and what each optimiser may touch.
     #   Self-check: checks.check_srgan_step() prints "SRGAN step: OK".
     # BEGIN SOLUTION

@@ -26,6 +26,8 @@ from __future__ import annotations
 import contextlib
 import os
 
+from .errors import SettingError
+
 ENV = "SR_THREADS"
 OFF = os.environ.get("SR_THREAD_POLICY", "").lower() == "off"
 
@@ -54,7 +56,7 @@ def count(jobs: int = 1, threads: int | None = None) -> int:
         try:
             return _checked(int(os.environ[ENV]), ENV)
         except ValueError:
-            raise ValueError(
+            raise SettingError(
                 f"{ENV}={os.environ[ENV]!r} is not a whole number: set it to the number of "
                 "threads each process may use (for example 1), or unset it"
             ) from None
@@ -63,7 +65,7 @@ def count(jobs: int = 1, threads: int | None = None) -> int:
 
 def _checked(n: int, where: str) -> int:
     if int(n) != n or n < 1:
-        raise ValueError(f"{where} {n!r}: the thread count must be a whole number of at least 1")
+        raise SettingError(f"{where} {n!r}: the thread count must be a whole number of at least 1")
     return int(n)
 
 

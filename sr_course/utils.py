@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .errors import MissingFile, MissingWeights, SettingError
+
 SOURCES = ("pil", "[0,255]", "[0,1]", "[-1,1]")
 TARGETS = ("pil", "[0,255]", "[0,1]", "[-1,1]", "imagenet-norm", "y-channel")
 
@@ -147,7 +149,7 @@ def get_device(name: str | None = None) -> torch.device:
     if name not in (None, "", "auto"):
         dev = torch.device(name)
         if dev.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(
+            raise SettingError(
                 f"device={name!r} was asked for but no CUDA GPU is visible; use device=cpu (or device=auto)"
             )
         return dev
@@ -217,13 +219,13 @@ def torchvision_state_dict(
     if isinstance(weights, (str, os.PathLike)) and str(weights) != "imagenet":
         path = Path(weights)
         if not path.is_file():
-            raise FileNotFoundError(
+            raise MissingFile(
                 f"{name} weights file {path} does not exist; download {url} and give its path"
             )
         return torch.load(path, map_location="cpu", weights_only=True)
     if weights != "imagenet":
         pattern = file.split("-")[0] + "-*.pth"
-        raise ValueError(
+        raise SettingError(
             f"weights must be 'imagenet', a path to {pattern}, or None; got {weights!r}"
         )
     try:
@@ -232,7 +234,7 @@ def torchvision_state_dict(
         Exception
     ) as err:  # URLError, socket errors, HTTP errors: all mean "not available offline"
         cache = Path(torch.hub.get_dir()) / "checkpoints" / file
-        raise RuntimeError(
+        raise MissingWeights(
             f"{name} ImageNet weights{purpose} are not in torchvision's cache and could not be "
             f"downloaded ({type(err).__name__}). On a machine with internet, download {url} and put "
             f"it at {cache} (or pass {setting}=/path/to/{file}{otherwise})."

@@ -1,6 +1,8 @@
 """Shared pytest setup: CPU-only, quiet, deterministic where it matters."""
 
 import os
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -25,3 +27,18 @@ def sample_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("data")
     build_sample(root, verbose=False)
     return root
+
+
+@pytest.fixture
+def package_copy():
+    """copy(root, {file: text}): a copy of the package under root/sr_course with some of its files'
+    texts replaced (a student's broken file, run in a subprocess with PYTHONPATH=root)."""
+    package = Path(__file__).resolve().parents[1] / "sr_course"
+
+    def copy(root: Path, files: dict[str, str]) -> Path:
+        shutil.copytree(package, root / "sr_course", ignore=shutil.ignore_patterns("__pycache__"))
+        for name, text in files.items():
+            (root / "sr_course" / name).write_text(text)
+        return root
+
+    return copy

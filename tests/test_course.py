@@ -19,15 +19,18 @@ def test_checks_pass_on_the_reference(capsys):
     assert checks.run_all() == 0
     out = capsys.readouterr().out.splitlines()
     assert out == [
-        "Blocks: OK",
+        "ConvolutionalBlock: OK",
+        "SubPixelConvolutionalBlock: OK",
+        "ResidualBlock: OK",
         "SRResNet: OK (1,549,462 parameters)",
         "pixel_mse: OK",
         "Discriminator: OK (23,565,505 parameters)",
         "TruncatedVGG19: OK",
-        "SRGAN losses: OK",
+        "VGGContentLoss: OK",
+        "adversarial losses: OK",
         "SRGAN step: OK",
         "imresize: OK (MATLAB bicubic)",
-        "8 of 8 self-checks pass",
+        "11 of 11 self-checks pass",
     ]
 
 
@@ -94,23 +97,16 @@ def test_checks_do_not_leave_grad_disabled():
     assert torch.is_grad_enabled()
 
 
-def test_a_student_file_that_does_not_compile_fails_only_its_own_checks(tmp_path):
+def test_a_student_file_that_does_not_compile_fails_only_its_own_checks(tmp_path, package_copy):
     """The notebooks' setup cell and the other files' self-checks run while models.py is broken."""
-    import shutil
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    package = Path(checks.__file__).parent
-    shutil.copytree(package, tmp_path / "sr_course", ignore=shutil.ignore_patterns("__pycache__"))
-    (tmp_path / "sr_course" / "models.py").write_text("class SRResNet(:\n")
+    package_copy(tmp_path, {"models.py": "class SRResNet(:\n"})
     script = (
         "from sr_course import checks\n"
         "from sr_course.notebook import setup\n"
         "setup('smoke')\n"
         "checks.check_pixel_loss()\n"
         "try:\n"
-        "    checks.check_blocks()\n"
+        "    checks.check_conv_block()\n"
         "except SyntaxError as err:\n"
         "    print('blocks:', type(err).__name__, err.filename.endswith('models.py'))\n"
     )
@@ -123,5 +119,6 @@ def test_a_student_file_that_does_not_compile_fails_only_its_own_checks(tmp_path
     )
     assert run.returncode == 0, run.stderr[-2000:]
     lines = run.stdout.splitlines()
-    assert lines[0].startswith("profile : smoke")
+    assert lines[0] == "sr_course: sr_course   (the kit beside this notebook)"
+    assert lines[1].startswith("profile  : smoke")
     assert lines[-2:] == ["pixel_mse: OK", "blocks: SyntaxError True"]

@@ -6,20 +6,25 @@ resume (item 1) is in test_training.py.
 """
 
 import csv
+import io
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import time
+import zipfile
 import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import torchvision
 from PIL import Image
 
+import sr_course.cli.test as test_command
 from sr_course.checkpoint import (
     CheckpointError,
     convert_legacy_checkpoint,
@@ -29,12 +34,15 @@ from sr_course.checkpoint import (
 from sr_course.cli import main
 from sr_course.config import load_config
 from sr_course.data.datasets import SRDataset
+from sr_course.data.download import DownloadError
 from sr_course.data.imresize import imresize
-from sr_course.data.lists import create_data_lists, read_image
+from sr_course.data.lists import DataError, create_data_lists, read_image
+from sr_course.errors import UserError
 from sr_course.evaluation.evaluate import evaluate
 from sr_course.evaluation.inference import super_resolve
+from sr_course.evaluation.rating import RatingError
 from sr_course.models import SRResNet
-from sr_course.train.guard import RunLockedError
+from sr_course.train.guard import DivergenceError, RunLockedError
 from sr_course.train.trainer import Trainer
 from sr_course.utils import to_uint8
 
@@ -170,6 +178,28 @@ def test_resume_from_into_a_folder_holding_another_run_is_refused(sample_root, t
     assert code == 0 and load_checkpoint(tmp_path / "b" / "last.pt")["epoch"] == 3
 
 
+def test_a_folder_with_best_pt_alone_is_never_overwritten(sample_root, tmp_path, capsys):
+    # The faults: a finished run's folder holding only best.pt was overwritten by a new run or
+    # --resume; after a disk-full failure at the first save (best.pt written, last.pt not),
+    # --resume restarted at iteration 0 and overwrote best.pt.
+    run = tmp_path / "run"
+    best = _checkpoint(run / "best.pt").read_bytes()
+    common = ["train-srresnet", "--out", run, "--profile", "smoke", f"data_root={sample_root}"]
+    for extra, verb in (([], "a new run"), (["--resume"], "resuming")):
+        code, _, err = _cli(capsys, *common, *extra)
+        assert code == 1
+        assert _one_error_line(err) == (
+            f"error: {run} holds best.pt but no last.pt to resume from; {verb} would start at "
+            "iteration 0 and overwrite best.pt: pass --fresh to start over with it kept in "
+            "earlier-<k>/ (fresh=True in Python), or choose another --out"
+        )
+        assert (run / "best.pt").read_bytes() == best
+    other = _checkpoint(tmp_path / "other" / "last.pt")
+    code, _, err = _cli(capsys, *common, "--resume-from", other)
+    assert code == 1 and "already holds a run" in _one_error_line(err)
+    assert (run / "best.pt").read_bytes() == best
+
+
 def test_two_trainings_into_one_folder_are_prevented_by_a_lock(sample_root, tmp_path):
     import fcntl
 
@@ -195,12 +225,25 @@ def test_two_trainings_into_one_folder_are_prevented_by_a_lock(sample_root, tmp_
 # --- 6. corrupt checkpoints are not "the old format" ---------------------------------------------
 
 
+def _flip_a_weight_byte(checkpoint: bytes) -> bytes:
+    """The checkpoint with one byte of a tensor's data changed, its size and zip structure kept."""
+    with zipfile.ZipFile(io.BytesIO(checkpoint)) as z:
+        info = max(z.infolist(), key=lambda i: i.file_size)  # the largest tensor
+    raw = bytearray(checkpoint)
+    h = info.header_offset
+    name_len, extra_len = struct.unpack("<HH", raw[h + 26 : h + 30])  # the local file header
+    raw[h + 30 + name_len + extra_len + info.file_size // 2] ^= 0xFF
+    return bytes(raw)
+
+
 def test_corrupt_and_empty_checkpoints_are_told_from_old_pickles(tmp_path):
     good = _checkpoint(tmp_path / "good.pt").read_bytes()
     cases = {
         "empty.pt": (b"", "is empty (0 bytes): it is not a checkpoint any more"),
         "cut.pt": (good[: len(good) // 2], "is cut short or corrupt ("),
         "garbage.pt": (b"not a checkpoint at all" * 50, "is damaged and cannot be read ("),
+        # The fault: damaged bytes of the same size loaded as wrong weights (9.99 dB, not 15.66).
+        "flipped.pt": (_flip_a_weight_byte(good), "fails its CRC check"),
     }
     for name, (data, words) in cases.items():
         (tmp_path / name).write_bytes(data)
@@ -493,6 +536,51 @@ def test_test_command_tells_models_from_settings_and_refuses_twins(sample_root, 
         f"error: two models are named 'run' ({a} and {b}); give each its own name: --models "
         f"A={a} B={b}"
     )
+
+
+def test_missing_lpips_weights_offline_are_one_line_and_a_bug_keeps_its_traceback(
+    sample_root, tmp_path, capsys, monkeypatch
+):
+    # The fault: `test` on the paper profile offline ended in a traceback; and main() treated every
+    # KeyError and ValueError as the user's, which hid real bugs.
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "hub"))
+
+    def offline(*args, **kwargs):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", offline)
+    common = ["test", "--profile", "paper", "--splits", "Sample", "--out", tmp_path / "t"]
+    code, _, err = _cli(capsys, *common, f"data_root={sample_root}")
+    assert code == 1
+    line = _one_error_line(err)
+    assert line.startswith(
+        "error: AlexNet ImageNet weights (for LPIPS) are not in torchvision's cache and could not "
+        "be downloaded (OSError)."
+    ), line
+    assert "lpips.weights=" in line
+
+    def buggy(args):
+        return {}["a key the code forgot"]  # a bug, not the user's mistake
+
+    monkeypatch.setattr(test_command, "run", buggy)
+    with pytest.raises(KeyError, match="a key the code forgot"):
+        main(["test", "--profile", "smoke", f"data_root={sample_root}"])
+
+
+def test_every_expected_failure_is_a_user_error():
+    for kind in (
+        CheckpointError,
+        DownloadError,
+        DataError,
+        RatingError,
+        DivergenceError,
+        RunLockedError,
+    ):
+        assert issubclass(kind, UserError), kind
+    with pytest.raises(UserError, match="unknown config key 'srresnet.lrr'"):
+        load_config("smoke", srresnet={"lrr": 1})
+    with pytest.raises(ValueError):  # still the builtin a notebook would catch
+        load_config("smoke", data={"crop_size": 0})
 
 
 def test_a_failed_write_keeps_the_previous_results(sample_root, tmp_path, monkeypatch):

@@ -36,7 +36,7 @@ if not REFERENCE:
 
 # The README's Architecture section, bottom first: a room imports only from its layer and below.
 LAYERS = (
-    {"__init__", "course", "contract", "utils", "threads"},
+    {"__init__", "course", "contract", "errors", "utils", "threads"},
     {"models", "losses", "solver"},
     {"data"},
     {"components", "checkpoint"},

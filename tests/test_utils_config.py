@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -120,7 +121,9 @@ def test_runs_go_to_one_folder_per_profile_from_notebooks_and_the_command_line(m
     monkeypatch.delenv("SR_RUNS_DIR", raising=False)
     assert load_config("course").runs_dir == "runs/course"
     assert load_config("smoke", runs_dir="elsewhere").runs_dir == "elsewhere"  # as given
-    assert setup("course").runs_dir == str(KIT_ROOT / "runs" / "course")
+    monkeypatch.chdir(KIT_ROOT)  # setup() makes the kit's root the working folder
+    assert setup("course").runs_dir == "runs/course"
+    assert Path.cwd() == KIT_ROOT
     args = build_parser().parse_args(["test", "--profile", "course"])
     assert _out(args, load_config("course")).as_posix() == "runs/course/test"
     args = build_parser().parse_args(["outputs", "--out", "mine"])

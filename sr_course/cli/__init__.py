@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import sys
+from pathlib import Path
 
 from .. import threads as thread_policy
-from ..checkpoint import CheckpointError
 from ..checks import open_todos
-from ..data.lists import DataError
-from ..train.guard import DivergenceError, RunLockedError, TrainingInterrupted
+from ..errors import UserError
+from ..train.guard import TrainingInterrupted
 from . import (
     check,
     convert_checkpoint,
@@ -36,10 +35,12 @@ from . import (
 )
 from .common import split_models
 
-# Instructors only: the student kit has no grading/ folder, so no release or grade command.
+# Instructors only: the student kit has no grading/ folder, so no release or grade command. Looked
+# up in this package's own folder: an editable install of the reference elsewhere in the environment
+# would otherwise answer the import of a sr_course.grading the kit lacks.
 instructor_commands = (
     importlib.import_module("sr_course.grading.commands")
-    if importlib.util.find_spec("sr_course.grading")
+    if (Path(__file__).resolve().parents[1] / "grading" / "commands.py").is_file()
     else None
 )
 
@@ -115,16 +116,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (
-        CheckpointError,
-        DataError,
-        DivergenceError,
-        RunLockedError,
-        FileExistsError,
-        FileNotFoundError,
-        KeyError,
-        ValueError,
-    ) as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"error: {message}", file=sys.stderr)
+    except UserError as err:  # an expected failure: its one sentence, no traceback
+        print(f"error: {err}", file=sys.stderr)
         return 1

@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..config import _BASE, PROFILE_NOTES, load_config, lookup, parse_overrides
+from ..config import _BASE, DEFAULT_PROFILE, PROFILE_NOTES, load_config, lookup, parse_overrides
+from ..errors import MissingFile, SettingError
 from ..evaluation.inference import MIN_TILE
 
 PROFILE_HELP = (
     "; ".join(f"{name} ({note})" for name, note in PROFILE_NOTES.items())
-    + "; default $SR_PROFILE or paper"
+    + f"; default $SR_PROFILE, else {DEFAULT_PROFILE}"
 )
 
 
@@ -69,12 +70,10 @@ def named_models(items: list[str]) -> dict:
         name, _, path = item.rpartition("=")
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(
-                f"checkpoint {path} does not exist; train first or check the path"
-            )
+            raise MissingFile(f"checkpoint {path} does not exist; train first or check the path")
         name = name or path.parent.name
         if name in models:
-            raise ValueError(
+            raise SettingError(
                 f"two models are named {name!r} ({given[name]} and {item}); give each its own name: "
                 f"--models A={models[name]} B={path}"
             )

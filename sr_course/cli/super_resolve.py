@@ -7,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 from ..data.lists import BadImage, read_image, write_png
+from ..errors import MissingFile
 from ..evaluation.inference import load_generator, super_resolve
 from .common import tile_size
 
@@ -62,14 +63,12 @@ def _input_images(items: list[str]) -> list[Path]:
         if path.is_dir():
             found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
             if not found:
-                raise FileNotFoundError(
-                    f"folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)})"
-                )
+                raise MissingFile(f"folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
             inputs += found
         elif path.is_file():
             inputs.append(path)
         else:
-            raise FileNotFoundError(f"input image {path} does not exist")
+            raise MissingFile(f"input image {path} does not exist")
     return inputs
 
 

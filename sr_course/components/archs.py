@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.imresize import imresize_torch
+from ..errors import SettingError
 
 # --- ESRGAN's RRDBNet (Wang et al. 2018) -----------------------------------------------------------
 
@@ -74,7 +75,7 @@ class RRDBNet(nn.Module):
     ):
         super().__init__()
         if scaling_factor not in (2, 4, 8):
-            raise ValueError(
+            raise SettingError(
                 f"RRDBNet upsamples by 2, 4 or 8 (nearest x2 steps), got {scaling_factor}"
             )
         self.scaling_factor = scaling_factor
@@ -262,7 +263,7 @@ class SwinIR(nn.Module):
     ):
         super().__init__()
         if embed_dim % num_heads:
-            raise ValueError(
+            raise SettingError(
                 f"SwinIR: embed_dim ({embed_dim}) must be a multiple of num_heads ({num_heads})"
             )
         self.scaling_factor, self.window_size = scaling_factor, window_size

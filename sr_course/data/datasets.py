@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from ..course import SAMPLE_SPLITS, SPLITS
+from ..errors import SettingError
 from ..utils import atomic_write, convert_image
 from .imresize import imresize
 from .lists import (
@@ -117,7 +118,7 @@ class SRDataset(torch.utils.data.Dataset):
         self.crop = int(config.data.crop_size)
         if self.train:
             if self.crop % self.scale:
-                raise ValueError(
+                raise SettingError(
                     f"data.crop_size ({self.crop}) must be a multiple of scale ({self.scale})"
                 )
             too_small = [r["hr"] for r in self.rows if min(r["height"], r["width"]) < self.crop]

@@ -32,6 +32,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from ..course import BENCHMARK_SETS, SPLITS
+from ..errors import UserError
 from .lists import crop_to_multiple, read_image
 
 
@@ -84,7 +85,7 @@ PARTS = {
 BENCHMARK_COUNTS = {name: SPLITS[name].images for name in BENCHMARK_SETS}
 
 
-class DownloadError(RuntimeError):
+class DownloadError(UserError, RuntimeError):
     """A download or extraction that failed; the message names the file or URL and what to do."""
 
 
@@ -114,8 +115,14 @@ def fetch(
     timeout: float = 60.0,
     progress: bool = True,
     verify=None,
+    stall_seconds: float = 60.0,
+    stall_bytes: int = 64 * 1024,
 ) -> Path:
     """Download `url` to `dest` (resuming `dest.part`), check it, then rename it into place.
+
+    timeout bounds each socket read; a transfer that goes on but brings fewer than `stall_bytes`
+    in `stall_seconds` (a connection trickling a byte at a time) is stalled: it is dropped and
+    resumed from the .part like a cut connection.
 
     md5: the published checksum. verify(path) -> None or the problem in a few words: the check for
     archives without a published checksum (see archive_problem). Returns dest. An existing dest is
@@ -165,9 +172,19 @@ def fetch(
                         disable=not progress,
                     ) as bar,
                 ):
-                    for chunk in iter(lambda: response.read(1 << 20), b""):
+                    mark, got_at_mark, got = time.monotonic(), 0, 0
+                    # read1: what has arrived (up to 1 MB), so a trickle is seen as one
+                    for chunk in iter(lambda: response.read1(1 << 20), b""):
                         f.write(chunk)
                         bar.update(len(chunk))
+                        got += len(chunk)
+                        if time.monotonic() - mark >= stall_seconds:
+                            if got - got_at_mark < stall_bytes:
+                                raise ConnectionError(
+                                    f"the transfer stalled: {got - got_at_mark} bytes in "
+                                    f"{stall_seconds:g} s"
+                                )
+                            mark, got_at_mark = time.monotonic(), got
                 size = part.stat().st_size
                 if total is not None and size < total:
                     raise ConnectionError(f"connection closed at {size} of {total} bytes")

@@ -20,6 +20,7 @@ import torch
 from PIL import Image
 
 from ..course import SPLITS
+from ..errors import MissingFile, UserError
 from ..utils import SSIM_WINDOW, atomic_write
 from .imresize import imresize
 
@@ -28,7 +29,7 @@ LIST_SCALE = 4  # the scale of the LR images in the LR folders and the lists
 DOWNLOAD_HINT = "python data_prep/download.py --root {root}"
 
 
-class DataError(RuntimeError):
+class DataError(UserError, RuntimeError):
     """Missing or unusable data; the message names the path and the fix."""
 
 
@@ -78,7 +79,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     except BadImage:
         raise
     except FileNotFoundError:
-        raise FileNotFoundError(f"image {path} does not exist") from None
+        raise MissingFile(f"image {path} does not exist") from None
     except Exception as err:  # PIL raises many types for broken files
         reason = str(err).replace(repr(str(path)), "").replace(str(path), "").strip()
         raise BadImage(f"cannot decode ({type(err).__name__}: {reason[:200]})") from None

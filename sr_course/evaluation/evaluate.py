@@ -19,6 +19,7 @@ import torch
 
 from ..data.datasets import SRDataset
 from ..data.imresize import imresize
+from ..errors import SettingError
 from ..utils import atomic_write, get_device
 from .inference import as_generator, lr_tensor, super_resolve, super_resolve_tensor
 from .metrics import lpips_distance, lpips_model, score_sr
@@ -81,7 +82,7 @@ def evaluate(
     nets = {"bicubic": None}
     for name, model in models.items():
         if name == "bicubic":
-            raise ValueError(
+            raise SettingError(
                 "the name 'bicubic' is reserved for the bicubic row; name your model otherwise"
             )
         nets[name] = as_generator(model, device)

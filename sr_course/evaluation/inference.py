@@ -20,6 +20,7 @@ from ..checkpoint import CheckpointError, load_checkpoint
 from ..components.registry import build_generator
 from ..config import load_config
 from ..data.lists import as_rgb
+from ..errors import SettingError
 from ..models import Generator
 from ..utils import convert_image, get_device, to_uint8
 
@@ -96,12 +97,12 @@ def _forward_tiled(model, x: torch.Tensor, tile: int, overlap: int, into=None):
 
 def _check_tile(tile) -> None:
     if tile is not None and (not isinstance(tile, int) or isinstance(tile, bool) or tile < 0):
-        raise ValueError(
+        raise SettingError(
             f"tile={tile!r} is not valid: give a tile size in LR pixels (at least {MIN_TILE}), 0 "
             "for no tiling, or None for automatic"
         )
     if tile is not None and 0 < tile < MIN_TILE:
-        raise ValueError(
+        raise SettingError(
             f"tile={tile} is too small: tiles need at least {MIN_TILE} LR pixels a side"
         )
 

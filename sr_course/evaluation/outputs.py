@@ -20,6 +20,7 @@ from pathlib import Path
 from ..data.datasets import SRDataset
 from ..data.imresize import imresize
 from ..data.lists import read_image, write_png
+from ..errors import SettingError
 from ..utils import atomic_write, get_device
 from .inference import as_generator, super_resolve
 from .metrics import score_sr
@@ -77,7 +78,7 @@ def save_outputs(
     device = get_device(device)
     methods = {"bicubic": None, **models}
     if "bicubic" in models:
-        raise ValueError(
+        raise SettingError(
             "the name 'bicubic' is reserved for the bicubic outputs; name your model otherwise"
         )
     sources = {name: source_of(m) for name, m in methods.items()}

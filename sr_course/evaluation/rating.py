@@ -2,12 +2,14 @@
 (Ledig et al. 2017, Sec. 3.4: raters score each image 1 (bad) to 5 (excellent), not knowing which
 method made it), and its scoring.
 
-    make_study(models, split, config, out)   one folder, opened from disk or any static host:
-        index.html      the page: one image at a time, in a random order per rater, no method names;
-                        keys 1-5 score, arrows move, a progress count, and a button that saves the
+    make_study(models, split, config, out)   the study in `out`:
+        page/           what raters get, opened from disk or put on any static host as it is:
+          index.html    one image at a time, in a random order per rater, no method names; keys
+                        1-5 score, arrows move, a progress count, and a button that saves the
                         rater's scores as a JSON file (nothing is sent anywhere)
-        images/*.png    the images, under names that do not tell the method
-        key.json        which image is which method (for scoring; the page never reads it)
+          images/*.png  the images, under names that do not tell the method
+        key.json        which image is which method: the instructor's, beside the page and never
+                        inside it (a rater who could open it would know every answer)
     score_study(key, ratings, out)          checks the rating files (same study, one file per rater,
         complete) and writes the MOS per method with 95% confidence intervals, the spread of the
         raters' own means, and a figure of the score distribution per method (like the paper's Fig. 5)
@@ -29,14 +31,16 @@ import numpy as np
 
 from ..data.datasets import SRDataset
 from ..data.lists import as_rgb, write_png
+from ..errors import MissingFile, UserError, WouldOverwrite
 from ..utils import atomic_write
 from .visualize import STYLE, _method_images, _resolve, save_figure
 
 KEY = "key.json"
+PAGE = "page"  # the folder to publish; the key stays one level up
 SCORES = (1, 2, 3, 4, 5)
 
 
-class RatingError(ValueError):
+class RatingError(UserError, ValueError):
     """A rating file that does not belong to the study, repeats a rater, or is incomplete."""
 
 
@@ -49,12 +53,14 @@ def make_study(
     title: str | None = None,
     tile: int | None = None,
 ) -> Path:
-    """Write the study folder for bicubic, the models ({name: checkpoint or model}) and the HR
-    anchor on the images of `split`; returns the path of index.html."""
+    """Write the study for bicubic, the models ({name: checkpoint or model}) and the HR anchor on
+    the images of `split`: the page in out/page/, the key in out/key.json; returns the path of
+    index.html."""
 
     out = Path(out)
-    if (out / KEY).exists() or (out / "index.html").exists():
-        raise FileExistsError(
+    site = out / PAGE
+    if (out / KEY).exists() or (site / "index.html").exists():
+        raise WouldOverwrite(
             f"{out} already holds a study (its key.json would be replaced and the ratings made "
             "for it could no longer be scored): choose another folder"
         )
@@ -62,13 +68,13 @@ def make_study(
     ds = SRDataset(split, config)
     chosen = list(range(len(ds))) if images is None else list(images)
     study = secrets.token_hex(8)
-    (out / "images").mkdir(parents=True, exist_ok=True)
+    (site / "images").mkdir(parents=True, exist_ok=True)
     items, key = [], {}
     for i in chosen:
         panels, _ = _method_images(ds, i, methods, int(config.scale), tile)
         for method, img in panels.items():
             item = hashlib.sha256(f"{study}/{i}/{method}".encode()).hexdigest()[:12]
-            write_png(as_rgb(img), out / "images" / f"{item}.png")
+            write_png(as_rgb(img), site / "images" / f"{item}.png")
             items.append(item)
             key[item] = {"method": method, "image": ds.name(i)}
     items.sort()  # the page shuffles per rater; stored sorted so that the file tells nothing
@@ -77,9 +83,9 @@ def make_study(
     page = _PAGE.replace("__STUDY__", json.dumps({"study": study, "items": items})).replace(
         "__TITLE__", title or f"Rate the images ({split})"
     )
-    with atomic_write(out / "index.html", "w") as f:
+    with atomic_write(site / "index.html", "w") as f:
         f.write(page)
-    return out / "index.html"
+    return site / "index.html"
 
 
 def load_ratings(key: dict, paths: list) -> list[dict]:
@@ -149,7 +155,13 @@ def score_study(
 ) -> dict:
     """Check the rating files, print and save the MOS table (mos.md, mos.json) and the score
     distribution figure (mos_distribution.png / .pdf) in `out` (default: beside key.json)."""
-    key = json.loads(Path(key_path).read_text())
+    key_path = Path(key_path)
+    if not key_path.is_file():
+        raise MissingFile(
+            f"no study's answer key at {key_path}: give --out the folder `rate` wrote (the one "
+            f"holding key.json and {PAGE}/), not its {PAGE}/ folder"
+        )
+    key = json.loads(key_path.read_text())
     ratings = load_ratings(key, rating_paths)
     table = mos_table(key, ratings)
     out = Path(out) if out is not None else Path(key_path).parent

@@ -22,6 +22,7 @@ from ..checkpoint import load_checkpoint
 from ..data.datasets import SRDataset
 from ..data.imresize import imresize
 from ..data.lists import as_rgb
+from ..errors import SettingError
 from ..utils import atomic_write
 from .inference import interpolate_generators, load_generator, super_resolve
 from .metrics import score_sr
@@ -155,7 +156,9 @@ def comparison_grid(
     images = list(range(len(ds))) if images is None else list(images)
     bad = [i for i in images if not 0 <= i < len(ds)]
     if bad:
-        raise ValueError(f"images {bad}: {split} has {len(ds)} images, numbered 0 to {len(ds) - 1}")
+        raise SettingError(
+            f"images {bad}: {split} has {len(ds)} images, numbered 0 to {len(ds) - 1}"
+        )
     scale = int(config.scale)
     rows = [_method_images(ds, i, methods, scale, tile) for i in images]
     if zoom is not None:
@@ -163,7 +166,7 @@ def comparison_grid(
         for i, (_, hr) in zip(images, rows):
             h, w = hr.shape[:2]
             if not (0 <= top <= h - size and 0 <= left <= w - size and size >= 1):
-                raise ValueError(
+                raise SettingError(
                     f"zoom region (top {top}, left {left}, size {size}) does not fit image {i} of "
                     f"{split} ({ds.name(i)}, {w}x{h} HR pixels): choose one inside it"
                 )

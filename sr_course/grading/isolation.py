@@ -45,6 +45,8 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import UserError
+
 MODES = ("bwrap", "user")  # strongest first
 # System folders a Python process needs, read-only (symlinks, as on merged-/usr systems, are kept).
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
@@ -62,7 +64,7 @@ SYSTEM_READS = (
 USER_UID_BASE = 200000  # the 'user' mode's ids start here (lease_ids); no passwd entry, no home
 
 
-class IsolationError(RuntimeError):
+class IsolationError(UserError, RuntimeError):
     """Grading cannot be isolated here; the message says what to install or change."""
 
 
@@ -386,6 +388,45 @@ def start(argv: list[str], box: Box, **popen) -> subprocess.Popen:
     finally:
         if fd is not None:
             os.close(fd)
+
+
+# Grading limits count a box's own CPU time, so that a grade does not depend on how busy the
+# grading machine is; each also has a wall-clock limit this many times longer, for code that waits
+# (sleeps, blocks on a lock) instead of computing.
+WALL_FACTOR = 4
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_tree(root: int) -> dict[int, list[str]]:
+    """{pid: fields of /proc/<pid>/stat after the command name} of `root` and every process below
+    it: a box started by start() (or a kernel) and what it started. (Not its session: bwrap gives
+    the sandbox a session of its own.)"""
+    stats, children = {}, {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                text = f.read().decode(errors="replace")
+        except OSError:  # ended meanwhile
+            continue
+        fields = text[text.rindex(")") + 2 :].split()
+        stats[int(entry.name)] = fields
+        children.setdefault(int(fields[1]), []).append(int(entry.name))  # field 4: the parent
+    found, todo = {}, [root]
+    while todo:
+        pid = todo.pop()
+        if pid in stats and pid not in found:
+            found[pid] = stats[pid]
+            todo += children.get(pid, [])
+    return found
+
+
+def cpu_seconds(root: int) -> float:
+    """CPU seconds (user and system, with those of waited-for children) used by `root` and the
+    processes below it that are alive now. Accounting, not security: RLIMIT_CPU bounds each process."""
+    ticks = sum(sum(int(x) for x in fields[11:15]) for fields in process_tree(root).values())
+    return ticks / _CLOCK_TICKS
 
 
 def stop(proc: subprocess.Popen, box: Box) -> None:

@@ -3,8 +3,11 @@
 The notebooks run with the student's files (nbclient, a fresh kernel per notebook, the smoke profile)
 and are judged like `pytest --nbval-lax`: every code cell must run, and each self-check cell must
 print what the reference printed. A self-check cell counts only if the grader also found the TODOs
-it checks right. A cell that does not finish in time stops the notebook run: the notebooks build on
-each other.
+it checks right. Limits count the kernel's own CPU time (a cell's, and all the notebooks'
+together), so that a busy grading machine costs no points; each has a wall-clock limit
+isolation.WALL_FACTOR times longer for code that waits. A cell that hits its limit is interrupted
+and costs that cell alone: the next cells run (a kernel that ignores the interrupt is stopped, and
+costs the rest of its notebook).
 
 Each kernel runs in an operating-system sandbox of its own (isolation.py): it sees the kit with the
 student's files and the notebooks (read-only), the grading's data, runs and matplotlib folders (the
@@ -26,6 +29,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -54,6 +58,7 @@ KERNEL_LIMITS = isolation.Limits(
     memory=8 * 2**30, cpu_seconds=900, file_size=512 * 2**20, open_files=1024, processes=256
 )
 SANITIZE = KIT_ROOT / "notebooks" / "nbval_sanitize.cfg"
+INTERRUPT_GRACE = 20  # seconds a kernel has to stop a cell after its interrupt
 
 
 @functools.cache
@@ -121,11 +126,13 @@ def grade_notebooks(
     ahead: bool = True,
 ) -> dict:
     """Run the course's notebooks with the student's files, each kernel sandboxed; judge every code
-    cell here. The next notebook's kernel starts while one runs (its start is mostly imports),
-    unless `ahead` is False (one core, or little memory: one kernel at a time)."""
+    cell here. cell_timeout: CPU seconds a cell may use; budget: CPU seconds all the notebooks'
+    cells may use together. The next notebook's kernel starts while one runs (its start is mostly
+    imports), unless `ahead` is False (one core, or little memory: one kernel at a time)."""
     mode = isolation.choose(isolation_mode, protected=reference_files(root))
     files = complete(files, root)
     entry = {"passed": 0, "total": 0, "first_failure": None, "failures": [], "blocked": []}
+    entry["cpu_seconds"] = 0.0  # the kernels' own, cell by cell
     started = time.monotonic()
     stop_reason = None
     with contextlib.ExitStack() as stack:
@@ -269,8 +276,10 @@ def _run_notebook(
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
+    # nbclient's own timeout is the last resort, for a kernel that ignores the interrupt.
+    last_resort = cell_timeout * isolation.WALL_FACTOR + INTERRUPT_GRACE
     client = _Client(
-        nb, km=kernel.km, timeout=cell_timeout, allow_errors=True, interrupt_on_timeout=False,
+        nb, km=kernel.km, timeout=last_resort, allow_errors=True, interrupt_on_timeout=False,
         resources={"metadata": {"path": str(kernel.tree / "notebooks")}},
     )  # fmt: skip
     dead = None
@@ -287,23 +296,31 @@ def _run_notebook(
                 where = f"{name} cell {index + 1}"
                 if stop_reason or dead:
                     verdict = f"{where}: not run ({stop_reason or dead})"
-                elif time.monotonic() - started > budget:
-                    stop_reason = f"the notebooks' time budget of {budget:g} s was used up"
+                elif entry["cpu_seconds"] > budget or (
+                    time.monotonic() - started > budget * isolation.WALL_FACTOR
+                ):
+                    stop_reason = f"the notebooks' budget of {budget:g} s of CPU time was used up"
                     verdict = f"{where}: not run ({stop_reason})"
                 else:
+                    watch = _CellWatch(kernel, cell_timeout)
                     try:
                         client.execute_cell(cell, index)
                         verdict = _judge_cell(cell, ref_cell, todo_scores, where)
                     except CellTimeoutError:
-                        stop_reason = f"{where} did not finish within {cell_timeout:g} s"
-                        verdict = (
-                            f"{where} did not finish within {cell_timeout:g} s (an endless loop?)"
-                        )
+                        dead = f"the kernel was stopped after {where} ignored its interrupt"
+                        verdict = f"{where} did not finish within {watch.limit_text()}"
                         _kill(kernel.km)
                     except DeadKernelError:
                         dead = "the kernel died in an earlier cell"
                         verdict = (
                             f"{where}: the kernel died (does the student's code end the process?)"
+                        )
+                    finally:
+                        entry["cpu_seconds"] += watch.stop()
+                    if watch.hit and not dead:
+                        verdict = (
+                            f"{where} did not finish within {watch.limit_text()}: it was "
+                            "interrupted there"
                         )
                     if kernel.over_quota.is_set():
                         stop_reason = f"{where} wrote more than the notebooks' folders may hold"
@@ -321,7 +338,63 @@ def _run_notebook(
         for index in codes[judged:]:
             entry["total"] += 1
             entry["failures"].append(f"{name} cell {index + 1}: not run ({stop_reason})")
+    entry["cpu_seconds"] = round(entry["cpu_seconds"], 1)
     return stop_reason
+
+
+class _CellWatch:
+    """Watches one cell's kernel while it runs: past `cpu_limit` seconds of the kernel's own CPU
+    time, or WALL_FACTOR times that of wall-clock time, the cell is interrupted (SIGINT to the
+    kernel, as Jupyter's stop button), and the next cells still run."""
+
+    def __init__(self, kernel: _Kernel, cpu_limit: float):
+        proc = getattr(getattr(kernel.km, "provisioner", None), "process", None)
+        self.root = proc.pid if proc is not None else None
+        self.cpu_limit, self.hit = cpu_limit, None
+        self.cpu0, self.wall0 = self._cpu(), time.monotonic()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _cpu(self) -> float:
+        return isolation.cpu_seconds(self.root) if self.root is not None else 0.0
+
+    def _watch(self) -> None:
+        while not self._done.wait(0.5):
+            if self._cpu() - self.cpu0 > self.cpu_limit:
+                self.hit = "cpu"
+            elif time.monotonic() - self.wall0 > self.cpu_limit * isolation.WALL_FACTOR:
+                self.hit = "wall"
+            if self.hit:
+                _interrupt(self.root)
+                return
+
+    def stop(self) -> float:
+        """Stop watching; the CPU seconds the cell used."""
+        self._done.set()
+        self._thread.join(timeout=5)
+        return max(self._cpu() - self.cpu0, 0.0)
+
+    def limit_text(self) -> str:
+        if self.hit == "cpu":
+            return f"its {self.cpu_limit:g} s of CPU time"
+        return f"{self.cpu_limit * isolation.WALL_FACTOR:g} s of wall-clock time, its limit"
+
+
+def _interrupt(root: int | None) -> None:
+    """SIGINT to the kernel's Python process below `root` (bwrap, the box's own process, would
+    not pass it on)."""
+    if root is None:
+        return
+    for pid in sorted(isolation.process_tree(root)):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if not argv[0].endswith(b"bwrap") and any(b"ipykernel" in a for a in argv):
+            os.kill(pid, signal.SIGINT)
+            return
 
 
 def _kill(km) -> None:

@@ -45,6 +45,6 @@ def status(report: dict) -> str:
         return "error"
     nb = report.get("notebooks") or {}
     late = any("did not finish within" in f for f in report["flags"]) or any(
-        "did not finish within" in f or "time budget" in f for f in nb.get("failures", [])
+        "did not finish within" in f or "budget of" in f for f in nb.get("failures", [])
     )
     return "timed out" if late else "graded"

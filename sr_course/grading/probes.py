@@ -565,11 +565,14 @@ def _vgg_probe(block):
 # --- losses ----------------------------------------------------------------------------------------
 
 
-def _loss_record(fn, *tensors):
-    """Value and input gradients of a loss: fn(*tensors) -> scalar."""
-    leaves = [t.clone().requires_grad_(True) for t in tensors]
+def _loss_record(fn, *tensors, data: tuple[int, ...] = ()):
+    """Value and input gradients of a loss: fn(*tensors) -> scalar. The inputs at the positions in
+    `data` are given without gradients, as training gives them (the HR target is always data): a
+    probe judges only the gradients training uses."""
+    leaves = [t.clone().requires_grad_(k not in data) for k, t in enumerate(tensors)]
     value = fn(*leaves)
-    value.backward()
+    if value.requires_grad:  # else no input gets a gradient: the judge says which should have
+        value.backward()
     return {
         "value": value.detach(),
         "shape": list(value.shape),
@@ -609,7 +612,7 @@ def _mse_probe(k):
 
     def run(ctx):
         sr, hr = (x.tanh() for x in _inputs([shapes, shapes], seed=k))
-        return _loss_record(ctx.losses.pixel_mse, sr, hr)
+        return _loss_record(ctx.losses.pixel_mse, sr, hr, data=(1,))
 
     return Probe(
         "pixel_mse",
@@ -640,11 +643,11 @@ def _vgg_loss_probe(rescale):
     def run(ctx):
         sr, hr = (x.tanh() for x in _inputs([(2, 3, 8, 8), (2, 3, 8, 8)], seed=5))
         loss = ctx.losses.VGGContentLoss(_FeatureNet(), rescale=rescale)
-        return _loss_record(loss, sr, hr)
+        return _loss_record(loss, sr, hr, data=(1,))
 
     def extra(s, r):
-        if s["has grad"][1]:
-            return _message("hr grad")
+        if not s["has grad"][0]:
+            return _message("sr grad")
         return None
 
     return Probe(

@@ -40,7 +40,7 @@ BLOCKED_EVENTS = (
     "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty", "os.kill",
     "os.killpg", "signal.pthread_kill", "subprocess.Popen", "socket.__new__", "socket.connect",
     "socket.bind", "socket.sendto", "socket.sendmsg", "ctypes.dlopen", "ctypes.dlsym", "ctypes.call_function", "gc.get_objects",
-    "gc.get_referrers", "gc.get_referents", "sys.setprofile", "sys.settrace", "os.chdir",
+    "gc.get_referrers", "gc.get_referents", "sys.setprofile", "sys.settrace",
 )  # fmt: skip
 # Allowed inside the write roots only (every path argument is checked).
 WRITE_EVENTS = (
@@ -104,6 +104,11 @@ def install_guard(read_roots, write_roots, deny_roots, report, locked_roots=()) 
             for path in args[:2]:
                 if isinstance(path, (str, bytes, os.PathLike)) and not allowed(path, True):
                     refuse(event, str(path))
+        elif (
+            event == "os.chdir"
+        ):  # paths are resolved before they are compared: only where it may read
+            if not allowed(args[0], False):
+                refuse(event, str(args[0]))
         elif event == "socket.__new__" and len(args) > 1 and args[1] == AF_UNIX:
             return  # a socket pair inside this process (asyncio's self-pipe); connect stays refused
         elif event in BLOCKED_EVENTS or event.startswith(("os.exec", "os.spawn", "os.posix_spawn")):

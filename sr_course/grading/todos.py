@@ -44,7 +44,7 @@ from ..course import STUDENT_FILES, TODOS
 from . import isolation
 from . import probes as probes_module
 from . import sandbox as sandbox_module
-from .kit import KIT_ROOT, complete, reference_files, write_kit
+from .kit import KIT_ROOT, ReleaseError, complete, reference_files, write_kit
 from .probes import PROBES, STAND_INS
 from .sandbox import END, FLAG, HEADER, RECORD, STARTED, todo_slug
 
@@ -101,24 +101,30 @@ class Stream:
 
 
 def read_stream(fd: int, stream: Stream, proc, timeout: float, watch=None) -> dict:
-    """Read frames from fd until every TODO is done, the stream ends or time runs out (each TODO's
-    clock starts when the process has started, or the TODO before it has ended). Returns the status."""
+    """Read frames from fd until every TODO is done, the stream ends or a limit is hit. Each TODO
+    may use `timeout` seconds of the box's own CPU time (the start, STARTUP_SECONDS), counted from
+    when the process started or the TODO before it ended, so that a busy grading machine does not
+    cost points; and WALL_FACTOR times that of wall-clock time, for code that waits instead of
+    computing. Returns the status; status["timed_out"] says which limit: "cpu" or "wall"."""
     started_at = time.monotonic()
-    deadline = started_at + STARTUP_SECONDS
+    limit, phase_wall, phase_cpu = STARTUP_SECONDS, started_at, 0.0
     buf = bytearray()
     status = {"timed_out": False, "ended_early": False, "closed_early": False, "over_quota": False}
     last_watch = 0.0
     while stream.done < len(stream.n_probes) and not stream.broken:
         now = time.monotonic()
-        if now > deadline:
-            status["timed_out"] = True
+        if now - phase_wall > limit * isolation.WALL_FACTOR:
+            status["timed_out"] = "wall"
             break
-        if watch and now - last_watch > 0.5:
+        if now - last_watch > 0.5:
             last_watch = now
-            if watch():
+            if isolation.cpu_seconds(proc.pid) - phase_cpu > limit:
+                status["timed_out"] = "cpu"
+                break
+            if watch and watch():
                 status["over_quota"] = True
                 break
-        ready, _, _ = select.select([fd], [], [], min(0.5, max(deadline - now, 0.01)))
+        ready, _, _ = select.select([fd], [], [], 0.5)
         if not ready:
             continue
         chunk = os.read(fd, 1 << 16)
@@ -145,7 +151,9 @@ def read_stream(fd: int, stream: Stream, proc, timeout: float, watch=None) -> di
             was_started, was_done = stream.started, stream.done
             stream.feed(kind, payload)
             if (stream.started and not was_started) or stream.done > was_done:
-                deadline = time.monotonic() + timeout  # each TODO has its own time
+                # each TODO has its own time
+                limit, phase_wall = timeout, time.monotonic()
+                phase_cpu = isolation.cpu_seconds(proc.pid)
     status["seconds"] = round(time.monotonic() - started_at, 2)
     return status
 
@@ -210,9 +218,9 @@ def load_reference(path: Path, root: Path) -> int:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, EOFError) as err:
-        raise RuntimeError(f"reference outputs {path}: cannot be read ({err})") from None
+        raise ReleaseError(f"reference outputs {path}: cannot be read ({err})") from None
     if data.get("probes") != probes_digest():
-        raise RuntimeError(
+        raise ReleaseError(
             f"reference outputs {path} answer other probes than this grader's: rebuild the "
             "autograder bundle with this grader (python -m sr_course autograder)"
         )
@@ -471,6 +479,13 @@ def _run_box(todos, work: Path, runner: Path, mode: str, uid: int, gid: int, see
     return stream, status
 
 
+def _limit_text(status: dict, timeout: float) -> str:
+    """The limit a TODO hit, as its sentence says it (what it hit, never a guess at why)."""
+    if status["timed_out"] == "wall":
+        return f"{timeout * isolation.WALL_FACTOR:g} s of wall-clock time, its limit"
+    return f"its {timeout:g} s of CPU time"
+
+
 def _judge_todo(todo: str, outcome: Outcome, references: list, timeout: float):
     """Judge one TODO's records against the reference's: an entry and the flags it raises."""
     file = TODOS[todo].file
@@ -484,7 +499,7 @@ def _judge_todo(todo: str, outcome: Outcome, references: list, timeout: float):
     if status.get("closed_early"):
         flags.append(f"{todo}: the grader's channel was closed before the checks ended")
     if status.get("timed_out"):
-        flags.append(f"{todo}: did not finish within {timeout:g} s")
+        flags.append(f"{todo}: did not finish within {_limit_text(status, timeout)}")
     if status.get("over_quota"):
         flags.append(f"{todo}: wrote more than its temporary folder may hold")
     if outcome.printed > MAX_PRINTED_BYTES:
@@ -493,7 +508,7 @@ def _judge_todo(todo: str, outcome: Outcome, references: list, timeout: float):
         if record is None:
             if status.get("timed_out"):
                 verdict = (
-                    f"{todo} did not finish within {timeout:g} s (an endless loop?); "
+                    f"{todo} did not finish within {_limit_text(status, timeout)}; "
                     "the checks after that point were not run"
                 )
             elif status.get("over_quota"):

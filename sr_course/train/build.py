@@ -26,6 +26,7 @@ from ..components.registry import (
     build_adversarial,
     build_generator,
 )
+from ..errors import SettingError
 from ..models import Discriminator
 
 STAGES = ("srresnet", "srgan")
@@ -76,7 +77,7 @@ def build_run(
     rate schedule follows even when train.max_iterations stops the run early.
     """
     if stage not in STAGES:
-        raise ValueError(f"unknown stage {stage!r}; choose one of {', '.join(STAGES)}")
+        raise SettingError(f"unknown stage {stage!r}; choose one of {', '.join(STAGES)}")
     recipe = config[stage]
     optimizer = OPTIMIZERS[stage][recipe.optimizer]
     G = build_generator(config).to(device, memory_format=memory_format)

@@ -20,17 +20,19 @@ from pathlib import Path
 
 import torch
 
+from ..errors import UserError
+
 try:
     import fcntl
 except ImportError:  # Windows: no flock, so no lock there
     fcntl = None
 
 
-class DivergenceError(RuntimeError):
+class DivergenceError(UserError, RuntimeError):
     """The loss became NaN or infinite; the message says where and what to try."""
 
 
-class RunLockedError(RuntimeError):
+class RunLockedError(UserError, RuntimeError):
     """Another training holds the run folder's lock."""
 
 

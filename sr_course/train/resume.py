@@ -25,6 +25,7 @@ import torch
 from ..checkpoint import CheckpointError, initialize_with_srresnet, load_checkpoint
 from ..config import lookup, to_plain_dict
 from ..course import STUDENT_FILES
+from ..errors import SettingError
 from ..evaluation.runs import RECORD
 from ..models import Generator
 
@@ -218,7 +219,7 @@ def initialise_generator(t) -> None:
         t.log("SRGAN mode 'baseline': generator and discriminator trained together from scratch")
         return
     if mode != "paper":
-        raise ValueError(f"srgan.mode must be 'paper' or 'baseline', got {mode!r}")
+        raise SettingError(f"srgan.mode must be 'paper' or 'baseline', got {mode!r}")
     path = t.cfg.srgan.srresnet_checkpoint or Path(t.cfg.runs_dir) / "srresnet" / "best.pt"
     if (
         not Path(path).exists()

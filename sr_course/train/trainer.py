@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 from ..checkpoint import save_checkpoint
 from ..data.datasets import EpochSampler, SRDataset
 from ..data.imresize import imresize_torch
+from ..errors import SettingError, WouldOverwrite
 from ..evaluation.inference import super_resolve_tensor
 from ..evaluation.metrics import score_sr
 from ..evaluation.runs import write_record
@@ -90,9 +91,9 @@ class Trainer:
         fresh: bool = False,
     ):
         if stage not in STAGES:
-            raise ValueError(f"unknown stage {stage!r}; choose one of {', '.join(STAGES)}")
+            raise SettingError(f"unknown stage {stage!r}; choose one of {', '.join(STAGES)}")
         if fresh and resume not in (None, "auto", True):
-            raise ValueError(
+            raise SettingError(
                 "fresh=True (--fresh) starts from scratch; it cannot resume a checkpoint too"
             )
         self.cfg, self.stage, self.recipe = config, stage, config[stage]
@@ -141,18 +142,28 @@ class Trainer:
             self.out_dir, self.log, self.device, self.is_main, single_process=self.world_size == 1
         )
 
-        own_last = self.out_dir / "last.pt"
-        if resume not in (None, "auto", True) and own_last.exists():
+        own_last, own_best = self.out_dir / "last.pt", self.out_dir / "best.pt"
+        held = next((p for p in (own_last, own_best) if p.exists()), None)
+        if resume not in (None, "auto", True) and held is not None:
             if Path(resume).resolve() != own_last.resolve():
-                raise FileExistsError(
-                    f"{self.out_dir} already holds a run ({own_last}); resuming {resume} into it would "
+                raise WouldOverwrite(
+                    f"{self.out_dir} already holds a run ({held}); resuming {resume} into it would "
                     f"overwrite it: choose another --out, or --resume to continue {self.out_dir}'s own run"
                 )
         self.resumed_from = checkpoints.resume(self, resume) if resume else None
         if resume is None and own_last.exists():
-            raise FileExistsError(
+            raise WouldOverwrite(
                 f"{own_last} exists: pass --resume to continue that run "
                 "(resume='auto' in Python), or choose another --out"
+            )
+        if self.resumed_from is None and own_best.exists() and not own_last.exists():
+            # A finished run whose last.pt was removed, or a run whose first save failed: starting
+            # at iteration 0 would overwrite the best model it has.
+            raise WouldOverwrite(
+                f"{self.out_dir} holds best.pt but no last.pt to resume from; "
+                f"{'resuming' if resume else 'a new run'} would start at iteration 0 and overwrite "
+                "best.pt: pass --fresh to start over with it kept in earlier-<k>/ (fresh=True in "
+                "Python), or choose another --out"
             )
         if stage == "srgan" and self.resumed_from is None:
             checkpoints.initialise_generator(self)
@@ -191,7 +202,7 @@ class Trainer:
             persistent_workers=workers > 0,
         )
         if len(self.loader) == 0:
-            raise ValueError(
+            raise SettingError(
                 f"{self.stage}.batch_size={self.recipe.batch_size} is larger than the {len(self.sampler)} training "
                 "samples per epoch; lower the batch size or raise data.patches_per_image"
             )
@@ -465,7 +476,8 @@ class Trainer:
             f"batch {self.recipe.batch_size}: {self.iterations_per_epoch} iterations per epoch, "
             f"{self.total_iterations} in all; mixed precision {amp}, "
             f"channels_last {self.memory_format == torch.channels_last}, compile {bool(self.cfg.train.compile)}\n"
-            f"  checkpoints: {self.out_dir / 'last.pt'} (and best.pt)"
+            f"  checkpoints: {self.out_dir / 'last.pt'}"
+            f"{' (and best.pt, by validation PSNR)' if self.cfg.data.val_split else ''}"
         )
 
     def close(self) -> None:

@@ -4,13 +4,16 @@ import hashlib
 import io
 import tarfile
 import threading
+import time
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from PIL import Image
 
+import sr_course.data.download as download_module
 from sr_course.data.download import (
     BENCHMARK_COUNTS,
     DownloadError,
@@ -26,7 +29,8 @@ class Server:
     """Serves `files` with HTTP Range support; `cut` makes the next N responses stop halfway;
     `fail` makes every response an HTTP error with that status. `framing`: 'length' (Content-Length),
     'chunked' (Transfer-Encoding: chunked) or 'close' (neither: the body ends when the connection
-    closes, so a cut looks complete). `wrong_offset`: ranges are answered from byte 0 (206 anyway)."""
+    closes, so a cut looks complete). `wrong_offset`: ranges are answered from byte 0 (206 anyway).
+    `trickle`: the next N responses send half the body, then one byte every 20 ms."""
 
     def __init__(self):
         self.files: dict[str, bytes] = {}
@@ -34,6 +38,7 @@ class Server:
         self.fail = None
         self.framing = "length"
         self.wrong_offset = False
+        self.trickle = 0
         self.ranges: list[str | None] = []
         server = self
 
@@ -75,6 +80,19 @@ class Server:
                 else:
                     self.send_header("Connection", "close")
                 self.end_headers()
+                if server.trickle and server.framing == "length":
+                    server.trickle -= 1
+                    half = len(body) // 2
+                    self.wfile.write(body[:half])
+                    try:
+                        for k in range(half, len(body)):
+                            self.wfile.write(body[k : k + 1])
+                            self.wfile.flush()
+                            time.sleep(0.02)
+                    except OSError:  # the client gave up on us
+                        pass
+                    self.close_connection = True
+                    return
                 if server.framing == "chunked":
                     for i in range(0, len(body_sent), 4096):
                         piece = body_sent[i : i + 4096]
@@ -330,3 +348,44 @@ def test_cut_chunked_transfer_is_retried_then_reported_in_one_sentence(
         f"the same command again to resume from {tmp_path / 'b.bin.part'}, or fetch the file by other "
         "means and use --from-dir"
     )
+
+
+def test_a_trickling_transfer_is_dropped_and_resumed_then_reported_in_one_sentence(
+    server, tmp_path, monkeypatch
+):
+    # The fault: one byte every 1.5 s never ended the download (the timeout is per socket read).
+    monkeypatch.setattr(
+        download_module, "time", SimpleNamespace(sleep=lambda s: None, monotonic=time.monotonic)
+    )
+    data = bytes(range(256)) * 400
+    server.files["/a.bin"] = data
+    server.trickle = 1  # half the file, then a trickle; the retry resumes from the .part
+    md5 = hashlib.md5(data).hexdigest()
+    fetch(
+        f"{server.url}/a.bin",
+        tmp_path / "a.bin",
+        md5,
+        progress=False,
+        stall_seconds=0.3,
+        stall_bytes=1024,
+    )
+    assert (tmp_path / "a.bin").read_bytes() == data
+    assert server.ranges[0] is None and int(server.ranges[1].split("=")[1][:-1]) >= len(data) // 2
+    server.trickle = 3
+    with pytest.raises(DownloadError) as err:
+        fetch(
+            f"{server.url}/a.bin",
+            tmp_path / "b.bin",
+            progress=False,
+            stall_seconds=0.3,
+            stall_bytes=1024,
+        )
+    message = str(err.value)
+    assert message.startswith(
+        f"downloading {server.url}/a.bin failed 3 times (the transfer stalled: "
+    )
+    assert message.endswith(
+        f"bytes in 0.3 s); run the same command again to resume from {tmp_path / 'b.bin.part'}, or "
+        "fetch the file by other means and use --from-dir"
+    )
+    assert (tmp_path / "b.bin.part").stat().st_size >= len(data) // 2  # kept for the next run

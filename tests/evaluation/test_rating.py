@@ -3,7 +3,6 @@
 import json
 import os
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +32,7 @@ def study(sample_root, tmp_path_factory):
     model = SRResNet(n_channels=8, n_blocks=1).eval()
     out = tmp_path_factory.mktemp("study")
     page = make_study({"srresnet": model}, "Sample", cfg, out, images=[0, 1])
-    return page, json.loads((out / KEY).read_text())
+    return page, json.loads((page.parent.parent / KEY).read_text())
 
 
 def test_study_folder_is_self_contained_and_blind(study):
@@ -46,9 +45,14 @@ def test_study_folder_is_self_contained_and_blind(study):
         assert item in html
         assert what["method"] not in item
     assert "key.json" not in html and "srresnet" not in html and "bicubic" not in html
+    # The page's folder is what raters get: the key is beside it, not in it (the fault: key.json
+    # sat in the folder the README said could go on any static host).
+    assert page.parent.name == "page"
+    assert sorted(p.name for p in page.parent.iterdir()) == ["images", "index.html"]
+    assert (page.parent.parent / KEY).is_file()
     assert "http://" not in html and "https://" not in html  # nothing is loaded or sent anywhere
     with pytest.raises(FileExistsError, match="already holds a study"):
-        make_study({}, "Sample", None, page.parent)
+        make_study({}, "Sample", None, page.parent.parent)
 
 
 def _ratings(key, path, rater, by_method):
@@ -72,7 +76,7 @@ def test_mos_with_confidence_intervals_and_rater_spread(study, tmp_path, capsys)
     assert table["bicubic"]["ci95"] == pytest.approx(3.182446 * 0.577350 / 2, abs=1e-4)
     assert table["bicubic"]["counts"] == [2, 2, 0, 0, 0]
     assert table["srresnet"]["rater_means"] == [3.0, 4.0]
-    score_study(page.parent / KEY, files, tmp_path / "scored")
+    score_study(page.parent.parent / KEY, files, tmp_path / "scored")
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "MOS of 2 raters on Sample (6 images, scores 1-5)"
     assert "| bicubic | 1.50 | ±0.92 | 4 | 1.00-2.00 |" in out
@@ -81,7 +85,7 @@ def test_mos_with_confidence_intervals_and_rater_spread(study, tmp_path, capsys)
         assert (tmp_path / "scored" / name).is_file()
 
 
-def test_bad_rating_files_are_refused_with_the_reason(study, tmp_path):
+def test_bad_rating_files_are_refused_with_the_reason(study, tmp_path, capsys):
     page, key = study
     good = _ratings(key, tmp_path / "a.json", "ann", {"bicubic": 2, "srresnet": 3, "HR": 5})
     twice = _ratings(key, tmp_path / "b.json", "ann", {"bicubic": 2, "srresnet": 3, "HR": 5})
@@ -99,7 +103,12 @@ def test_bad_rating_files_are_refused_with_the_reason(study, tmp_path):
         RatingError, match=r"\(rater 'dee'\) is incomplete: 1 of 6 images not scored"
     ):
         load_ratings(key, [tmp_path / "d.json"])
+    assert (
+        main(["rate", "--score", str(tmp_path / "d.json"), "--out", str(page.parent.parent)]) == 1
+    )
+    # The page's own folder holds no key: one sentence saying which folder to give.
     assert main(["rate", "--score", str(tmp_path / "d.json"), "--out", str(page.parent)]) == 1
+    assert "give --out the folder `rate` wrote" in capsys.readouterr().err
 
 
 @pytest.mark.timeout(180)
@@ -117,6 +126,7 @@ def test_rating_page_in_headless_chromium(study, tmp_path):
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
 
     page, key = study
     wanted = {"bicubic": 2, "srresnet": 3, "HR": 5}
@@ -142,24 +152,29 @@ def test_rating_page_in_headless_chromium(study, tmp_path):
         driver.get(page.as_uri())
         driver.find_element(By.ID, "rater").send_keys("ann", Keys.ENTER)
         body = driver.find_element(By.TAG_NAME, "body")
+        # Under load the page renders late: wait (bounded) for each condition, never read it once.
+        wait = WebDriverWait(driver, 30)
         shown = []
         for n in range(len(key["items"])):
-            progress = driver.find_element(By.ID, "progress").text
-            assert progress.startswith(f"image {n + 1} of {len(key['items'])}")
+            wait.until(
+                lambda d, n=n: d.find_element(By.ID, "progress").text.startswith(
+                    f"image {n + 1} of {len(key['items'])}"
+                )
+            )
             item = driver.find_element(By.ID, "view").get_attribute("data-item")
-            assert driver.execute_script(
-                "const v = document.getElementById('view'); return v.complete && v.naturalWidth > 0"
+            wait.until(
+                lambda d: d.execute_script(
+                    "const v = document.getElementById('view');"
+                    "return v.complete && v.naturalWidth > 0"
+                )
             )  # the PNG loaded from disk
             shown.append(item)
             body.send_keys(str(wanted[key["items"][item]["method"]]))
         assert sorted(shown) == sorted(key["items"])
-        assert driver.find_element(By.ID, "status").text == "all scored: save your scores"
+        wait.until(lambda d: d.find_element(By.ID, "status").text == "all scored: save your scores")
         driver.find_element(By.ID, "save").click()
         target = downloads / "ratings-ann.json"
-        for _ in range(100):
-            if target.exists():
-                break
-            time.sleep(0.1)
+        wait.until(lambda d: target.exists() and target.stat().st_size > 0)
     finally:
         driver.quit()
     saved = json.loads(target.read_text())
@@ -247,7 +262,7 @@ def test_report_includes_the_scored_study(study, sample_root, tmp_path):
     page, key = study
     runs = tmp_path / "runs"
     files = [_ratings(key, tmp_path / "a.json", "ann", {"bicubic": 2, "srresnet": 3, "HR": 5})]
-    score_study(page.parent / KEY, files, runs / "rating")
+    score_study(page.parent.parent / KEY, files, runs / "rating")
     cfg = load_config("smoke", data_root=str(sample_root), runs_dir=str(runs))
     text = write_report(cfg, verbose=False).read_text()
     assert "### Mean opinion score (1-5)\n\nMOS of 1 rater on Sample" in text

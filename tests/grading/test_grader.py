@@ -9,11 +9,13 @@ import io
 import shutil
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from sr_course.cli import main
 from sr_course.course import TODOS
 from sr_course.grading import grader
+from sr_course.grading import notebooks as notebooks_module
 from sr_course.grading.grader import grade, grade_many
 from sr_course.grading.kit import EDITABLE, KIT_ROOT
 from sr_course.grading.points import MAX_POINTS
@@ -103,9 +105,39 @@ def test_an_endless_loop_costs_only_its_todo(tmp_path):
     )
     assert _scores(report) == {t: float(t != "TruncatedVGG19") for t in TODOS}
     assert report["todos"]["TruncatedVGG19"]["first_failure"] == (
-        "TruncatedVGG19 did not finish within 5 s (an endless loop?); "
+        "TruncatedVGG19 did not finish within its 5 s of CPU time; "
         "the checks after that point were not run"
     )
+
+
+def test_notebook_limits_count_cpu_time_and_cost_only_the_cell_that_hit_them(tmp_path, monkeypatch):
+    """A busy grading machine costs no points: a cell may wait (sleep) longer than its CPU limit;
+    a cell that computes past it, or waits past the wall-clock limit, is interrupted and costs
+    itself alone (the fault: one slow cell was called "an endless loop?" and every later cell of
+    every notebook was "not run")."""
+    root = tmp_path / "root"
+    shutil.copytree(KIT_ROOT / "sr_course", root / "sr_course")
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell("x = 1"),
+            nbformat.v4.new_code_cell("while True:\n    x += 1"),
+            nbformat.v4.new_code_cell("import time\n\ntime.sleep(3)"),
+            nbformat.v4.new_code_cell("time.sleep(600)"),
+            nbformat.v4.new_code_cell("# NBVAL_CHECK_OUTPUT\nprint('still here')"),
+        ]
+    )
+    nb.cells[-1].outputs = [nbformat.v4.new_output("stream", name="stdout", text="still here\n")]
+    (root / "notebooks").mkdir()
+    nbformat.write(nb, root / "notebooks" / "limits.ipynb")
+    monkeypatch.setattr(notebooks_module, "NOTEBOOKS", ("limits.ipynb",))
+    entry = notebooks_module.grade_notebooks({}, {}, cell_timeout=2, root=root)
+    assert (entry["passed"], entry["total"]) == (3, 5), entry["failures"]
+    assert entry["failures"] == [
+        "limits.ipynb cell 2 did not finish within its 2 s of CPU time: it was interrupted there",
+        "limits.ipynb cell 4 did not finish within 8 s of wall-clock time, its limit: it was "
+        "interrupted there",
+    ]
+    assert 2 <= entry["cpu_seconds"] < 10
 
 
 def test_one_todo_filled_scores_exactly_that_todo(kit, tmp_path):

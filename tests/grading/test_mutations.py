@@ -62,7 +62,7 @@ MUTANTS = [
     ("RMSE instead of MSE", "pixel_mse", "losses", "return F.mse_loss(sr, hr)", "return torch.sqrt(F.mse_loss(sr, hr))", "mean of the squared differences"),
     # VGGContentLoss
     ("rescales the loss, not the features", "VGGContentLoss", "losses", "return F.mse_loss(self.vgg(sr) * self.rescale, target)", "return F.mse_loss(self.vgg(sr), target / self.rescale) * self.rescale", "each multiplied by rescale"),
-    ("HR features with gradients", "VGGContentLoss", "losses", "        with torch.no_grad():\n            target = self.vgg(hr) * self.rescale", "        target = self.vgg(hr) * self.rescale", "gradients into the HR image"),
+    ("no gradient reaches sr", "VGGContentLoss", "losses", "            target = self.vgg(hr) * self.rescale\n        return F.mse_loss(", "            target = self.vgg(hr) * self.rescale\n            return F.mse_loss(", "no gradient back to sr"),
     ("no rescaling", "VGGContentLoss", "losses", "return F.mse_loss(self.vgg(sr) * self.rescale, target)", "return F.mse_loss(self.vgg(sr), target / self.rescale)", "each multiplied by rescale"),
     # adversarial losses
     ("generator target 'fake'", "adversarial losses", "losses", "F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))", "F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))", "label 'fake'"),
@@ -83,37 +83,113 @@ MUTANTS = [
 ]  # fmt: skip
 
 
-def _files_with(file: str, old: str, new: str) -> dict[str, str]:
-    """The reference's student files with `old` replaced by `new` inside a solution region."""
-    files = {rel: (KIT_ROOT / rel).read_text() for rel in EDITABLE}
-    rel, text = f"sr_course/{file}.py", files[f"sr_course/{file}.py"]
+# Correct code written the way students write it: each must score full marks. A probe judges only
+# what training depends on. (name, TODO, file, reference text, student's text)
+CORRECT = [
+    # ConvolutionalBlock
+    ("activation by if/elif", "ConvolutionalBlock", "models", '        if activation is not None:\n            layers.append(\n                {"prelu": nn.PReLU, "leakyrelu": lambda: nn.LeakyReLU(0.2), "tanh": nn.Tanh}[\n                    activation.lower()\n                ]()\n            )\n', '        name = (activation or "").lower()\n        if name == "prelu":\n            layers.append(nn.PReLU())\n        elif name == "leakyrelu":\n            layers.append(nn.LeakyReLU(negative_slope=0.2))\n        elif name == "tanh":\n            layers.append(nn.Tanh())\n'),
+    ("padding (k - 1) // 2", "ConvolutionalBlock", "models", "stride=stride, padding=kernel_size // 2", "stride=stride, padding=(kernel_size - 1) // 2"),
+    ("Sequential filled by a loop", "ConvolutionalBlock", "models", "        self.block = nn.Sequential(*layers)\n", "        self.block = nn.Sequential()\n        for layer in layers:\n            self.block.append(layer)\n"),
+    # SubPixelConvolutionalBlock
+    ("functional pixel shuffle", "SubPixelConvolutionalBlock", "models", "return self.prelu(self.pixel_shuffle(self.conv(x)))", "return self.prelu(torch.nn.functional.pixel_shuffle(self.conv(x), self.pixel_shuffle.upscale_factor))"),
+    ("r * r channels", "SubPixelConvolutionalBlock", "models", "n_channels * scaling_factor**2", "n_channels * scaling_factor * scaling_factor"),
+    # ResidualBlock
+    ("forward step by step", "ResidualBlock", "models", "return x + self.conv2(self.conv1(x))", "residual = x\n        out = self.conv1(x)\n        out = self.conv2(out)\n        return out + residual"),
+    ("in-place sum", "ResidualBlock", "models", "return x + self.conv2(self.conv1(x))", "out = self.conv2(self.conv1(x))\n        out += x\n        return out"),
+    # SRResNet
+    ("upscale blocks appended in a loop", "SRResNet", "models", "        self.upscale = nn.Sequential(\n            *[\n                SubPixelConvolutionalBlock(small_kernel_size, n_channels, 2)\n                for _ in range(n_upscale)\n            ]\n        )\n", "        self.upscale = nn.Sequential()\n        for _ in range(n_upscale):\n            self.upscale.append(SubPixelConvolutionalBlock(small_kernel_size, n_channels, 2))\n"),
+    ("number of x2 blocks from a table", "SRResNet", "models", "n_upscale = int(math.log2(scaling_factor))", "n_upscale = {2: 1, 4: 2, 8: 3}[scaling_factor]"),
+    ("forward with named steps", "SRResNet", "models", "        features = self.head(lr)\n        features = features + self.body_end(self.body(features))\n        return self.tail(self.upscale(features))\n", "        head = self.head(lr)\n        x = self.body(head)\n        x = self.body_end(x)\n        x = x + head\n        x = self.upscale(x)\n        return self.tail(x)\n"),
+    # pixel_mse
+    ("a manual mean", "pixel_mse", "losses", "    return F.mse_loss(sr, hr)\n", "    return ((sr - hr) ** 2).mean()\n"),
+    ("a module for the function", "pixel_mse", "losses", "    return F.mse_loss(sr, hr)\n", "    return nn.MSELoss()(sr, hr)\n"),
+    ("the target detached", "pixel_mse", "losses", "    return F.mse_loss(sr, hr)\n", "    return F.mse_loss(sr, hr.detach())\n"),
+    # Discriminator
+    ("strides from a tuple", "Discriminator", "models", "stride=1 if i % 2 == 0 else 2", "stride=(1, 2)[i % 2]"),
+    ("functional LeakyReLU and view", "Discriminator", "models", "return self.fc2(self.leaky_relu(self.fc1(torch.flatten(x, 1))))", "return self.fc2(torch.nn.functional.leaky_relu(self.fc1(x.view(x.size(0), -1)), 0.2))"),
+    # TruncatedVGG19
+    ("layers counted in a loop", "TruncatedVGG19", "models", "    layers_before_block = sum(2 * VGG19_BLOCKS[b] + 1 for b in range(1, i))\n    return layers_before_block + 2 * j\n", "    count = 0\n    for block in range(1, i):\n        count += 2 * VGG19_BLOCKS[block] + 1  # conv and ReLU per convolution, one max-pool\n    return count + 2 * j\n"),
+    # VGGContentLoss
+    (".detach() for no_grad", "VGGContentLoss", "losses", "        with torch.no_grad():\n            target = self.vgg(hr) * self.rescale\n", "        target = self.vgg(hr).detach() * self.rescale\n"),
+    ("HR features as data (no no_grad)", "VGGContentLoss", "losses", "        with torch.no_grad():\n            target = self.vgg(hr) * self.rescale\n", "        target = self.vgg(hr) * self.rescale\n"),
+    ("a manual MSE of the features", "VGGContentLoss", "losses", "return F.mse_loss(self.vgg(sr) * self.rescale, target)", "return ((self.vgg(sr) * self.rescale - target) ** 2).mean()"),
+    # adversarial losses
+    ("BCEWithLogitsLoss module", "adversarial losses", "losses", "    return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))\n", "    return nn.BCEWithLogitsLoss()(fake_logits, torch.ones_like(fake_logits))\n"),
+    ("softplus", "adversarial losses", "losses", "    return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))\n", "    return F.softplus(-fake_logits).mean()\n"),
+    ("smoothed target as a product", "adversarial losses", "losses", "torch.full_like(real_logits, 1.0 - label_smoothing)", "(1.0 - label_smoothing) * torch.ones_like(real_logits)"),
+    # SRGAN step
+    ("gradient clipping in the GAN step", "SRGAN step", "solver", "        optimizer_step(g_loss, t.opt_g, t.scaler_g)\n", "        optimizer_step(g_loss, t.opt_g, t.scaler_g, before_step=t.clip_gradients)\n"),
+    ("G's update by hand, zero_grad last", "SRGAN step", "solver", "        optimizer_step(g_loss, t.opt_g, t.scaler_g)\n", "        t.scaler_g.scale(g_loss).backward()\n        t.scaler_g.step(t.opt_g)\n        t.scaler_g.update()\n        t.opt_g.zero_grad()\n"),
+    ("D's update by hand", "SRGAN step", "solver", "    optimizer_step(d_loss, t.opt_d, t.scaler_d)\n", "    t.opt_d.zero_grad()\n    t.scaler_d.scale(d_loss).backward()\n    t.scaler_d.step(t.opt_d)\n    t.scaler_d.update()\n"),
+    ("D frozen by a requires_grad loop", "SRGAN step", "solver", "        with frozen(t.D_raw), t.autocast():\n            content = t.content_loss(sr.float(), hr)\n            adversarial = t.adversarial.generator_loss(t.D_raw, sr, hr)\n", "        for p in t.D_raw.parameters():\n            p.requires_grad_(False)\n        with t.autocast():\n            content = t.content_loss(sr.float(), hr)\n            adversarial = t.adversarial.generator_loss(t.D_raw, sr, hr)\n        for p in t.D_raw.parameters():\n            p.requires_grad_(True)\n"),
+]  # fmt: skip
+
+
+def _edit(files: dict[str, str], file: str, old: str, new: str) -> dict[str, str]:
+    """`files` with `old` replaced by `new` inside a solution region of sr_course/<file>.py."""
+    rel = f"sr_course/{file}.py"
+    text = files[rel]
     line_starts = [0] + [i + 1 for i, c in enumerate(text) if c == "\n"]
     spans = [(line_starts[r.begin], line_starts[r.end - 1]) for r in find_regions(text, rel)]
     starts = [i for i in range(len(text)) if text.startswith(old, i)]
     in_code = [i for i in starts if any(a <= i and i + len(old) <= b for a, b in spans)]
-    assert len(in_code) == 1, f"the mutation's reference text is not unique in {rel}: {old!r}"
-    files[rel] = text[: in_code[0]] + new + text[in_code[0] + len(old) :]
-    return files
+    assert len(in_code) == 1, f"the edit's reference text is not unique in {rel}: {old!r}"
+    return {**files, rel: text[: in_code[0]] + new + text[in_code[0] + len(old) :]}
+
+
+def _reference_files() -> dict[str, str]:
+    return {rel: (KIT_ROOT / rel).read_text() for rel in EDITABLE}
+
+
+def _files_with(file: str, old: str, new: str) -> dict[str, str]:
+    """The reference's student files with `old` replaced by `new` inside a solution region."""
+    return _edit(_reference_files(), file, old, new)
 
 
 SUITE_SEED = 20261202
 
 
-@pytest.fixture(scope="module")
-def graded():
-    """Every mutant graded (two at a time: each grading is a sandboxed subprocess)."""
+def _rounds(edits: list, key) -> list[list]:
+    """The edits in as few submissions as can hold them, at most one per key(edit) in each. The
+    grader judges each TODO with the reference's versions of the TODOs it builds on in place, so
+    edits of different TODOs (correct variants) or of different files (mutants, which may break
+    their whole file) cannot reach each other's scores; a dozen gradings then cost what fifty would."""
+    rounds: list[list] = []
+    for e in edits:
+        free = next((r for r in rounds if key(e) not in {key(o) for o in r}), None)
+        if free is None:
+            rounds.append(free := [])
+        free.append(e)
+    return rounds
 
-    def run(m):
-        name, _, file, old, new, _ = m
-        # One seed for the suite (the reference is computed once), and only the TODOs of the
-        # mutated file: the others run the reference's own files.
-        todos = [t for t, entry in TODOS.items() if entry.file == file]
-        return name, grade_todos(
-            _files_with(file, old, new), timeout=60, jobs=1, seed=SUITE_SEED, todos=todos
-        )
+
+def _grade_rounds(edits: list, key) -> dict[str, dict]:
+    """{edit name: the report of its round}, the rounds graded two at a time (each grading is a
+    sandboxed subprocess) with one seed for the suite (the reference is computed once)."""
+
+    def run(edits):
+        files = _reference_files()
+        for _, _, file, old, new, *_ in edits:
+            files = _edit(files, file, old, new)
+        report = grade_todos(files, timeout=60, jobs=1, seed=SUITE_SEED)
+        return [(e[0], report) for e in edits]
 
     with ThreadPoolExecutor(2) as pool:
-        return dict(pool.map(run, MUTANTS))
+        return {name: r for rnd in pool.map(run, _rounds(edits, key)) for name, r in rnd}
+
+
+@pytest.fixture(scope="module")
+def graded():
+    """{mutant name: its report, limited to the TODOs of its file}: one mutant per file in each
+    round, so a mutant's file holds no other mistake."""
+    reports = _grade_rounds(MUTANTS, key=lambda m: m[2])
+    return {
+        m[0]: {
+            **reports[m[0]],
+            "todos": {t: e for t, e in reports[m[0]]["todos"].items() if TODOS[t].file == m[2]},
+        }
+        for m in MUTANTS
+    }
 
 
 def test_suite_covers_every_todo_with_enough_bugs():
@@ -139,24 +215,43 @@ def test_mutant_loses_points_on_its_todo_only(graded, mutant):
 
 
 def test_reference_scores_full_in_the_sandbox():
-    report = grade_todos({rel: (KIT_ROOT / rel).read_text() for rel in EDITABLE})
+    report = grade_todos(_reference_files())
     assert {t: e["score"] for t, e in report["todos"].items()} == {t: 1.0 for t in TODOS}
+    assert report["flags"] == []
+
+
+@pytest.fixture(scope="module")
+def graded_correct():
+    """{variant name: its round's report}: one variant per TODO in each round."""
+    return _grade_rounds(CORRECT, key=lambda v: v[1])
+
+
+def test_suite_holds_enough_correct_variants():
+    assert len(CORRECT) >= 15
+    assert len({v[0] for v in CORRECT}) == len(CORRECT)
+    assert "gradient clipping in the GAN step" in {v[0] for v in CORRECT}
+
+
+@pytest.mark.parametrize("variant", CORRECT, ids=[v[0] for v in CORRECT])
+def test_correct_code_written_differently_scores_full_marks(graded_correct, variant):
+    report = graded_correct[variant[0]]
+    entry = report["todos"][variant[1]]
+    assert entry["score"] == 1.0, f"{variant[0]}: {entry['first_failure']}"
     assert report["flags"] == []
 
 
 # The notebooks' self-checks catch the same mistakes with the same sentence, where a check can.
 SELF_CHECKED = [
-    ("LeakyReLU slope 0.01", "check_blocks", "leaky slope"),
-    ("no skip connection", "check_blocks", "residual skip"),
-    ("reshape instead of pixel shuffle", "check_blocks", "pixel shuffle"),
+    ("LeakyReLU slope 0.01", "check_conv_block", "leaky slope"),
+    ("no skip connection", "check_residual_block", "residual skip"),
     ("no long skip", "check_srresnet", "long skip"),
     ("long skip before body_end", "check_srresnet", "long skip"),
     ("no Tanh at the output", "check_srresnet", "sr range"),
     ("strides on the even blocks", "check_discriminator", "d strides"),
     ("sigmoid at the output", "check_discriminator", "d logit"),
-    ("generator target 'fake'", "check_srgan_losses", "g label"),
-    ("-log(sigmoid(x)), unstable", "check_srgan_losses", "unstable"),
-    ("HR features with gradients", "check_srgan_losses", "hr grad"),
+    ("generator target 'fake'", "check_adversarial_losses", "g label"),
+    ("-log(sigmoid(x)), unstable", "check_adversarial_losses", "unstable"),
+    ("no gradient reaches sr", "check_vgg_loss", "sr grad"),
     ("D not frozen in the G update", "check_srgan_step", "gan d touched"),
     ("losses returned with their graphs", "check_srgan_step", "gan detached"),
     ("critic's hook skipped", "check_srgan_step", "gan hook"),

@@ -5,8 +5,12 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from sr_course import course
+from sr_course.cli import build_parser, main
+from sr_course.errors import UserError
 from sr_course.grading import kit as kit_files
 from sr_course.grading import release
+from sr_course.grading.isolation import IsolationError
 from sr_course.grading.kit import ReleaseError, find_regions
 from sr_course.grading.release import build_release, commit_to_branch
 
@@ -104,11 +108,16 @@ def test_kit_has_no_solution_and_imports(kit):
         )
 
 
-def test_release_refuses_a_non_empty_folder(tmp_path):
+def test_release_refuses_a_non_empty_folder(tmp_path, capsys):
     (tmp_path / "x").write_text("keep me")
     with pytest.raises(ReleaseError, match="exists and is not empty; choose a new folder"):
         build_release(tmp_path, check=False, verbose=False)
     assert (tmp_path / "x").read_text() == "keep me"
+    # On the command line: the one sentence, as every expected failure (sr_course/errors.py).
+    assert issubclass(ReleaseError, UserError) and issubclass(IsolationError, UserError)
+    assert main(["release", "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "choose a new folder" in err
 
 
 def test_kit_committed_to_a_branch_without_touching_the_work_tree(kit, tmp_path):
@@ -159,6 +168,17 @@ def test_kit_committed_to_a_branch_without_touching_the_work_tree(kit, tmp_path)
     assert len(commit) == 40
 
 
+def _kit_command(kit_dir: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    """`python -m sr_course ARGS` as the released kit runs it (its own package, not this one)."""
+    return subprocess.run(
+        [sys.executable, "-m", "sr_course", *args],
+        cwd=cwd,
+        env=release._isolated_env(kit_dir),
+        capture_output=True,
+        text=True,
+    )
+
+
 def test_kit_passes_its_own_lint_and_format_check(kit):
     out, _ = kit
     for args in (["check", "."], ["format", "--check", "."]):
@@ -169,14 +189,7 @@ def test_kit_passes_its_own_lint_and_format_check(kit):
 
 
 def test_kit_demo_names_the_todo_to_do_first_in_one_sentence(kit, tmp_path):
-    out, _ = kit
-    run = subprocess.run(
-        [sys.executable, "-m", "sr_course", "demo", "--out", str(tmp_path / "demo")],
-        cwd=tmp_path,
-        env=release._isolated_env(out),
-        capture_output=True,
-        text=True,
-    )
+    run = _kit_command(kit[0], tmp_path, "demo", "--out", str(tmp_path / "demo"))
     assert run.returncode == 1
     assert "Traceback" not in run.stderr
     assert run.stderr.strip().splitlines() == [
@@ -278,33 +291,36 @@ def test_release_check_lets_provided_code_and_small_common_lines_be(tmp_path):
 
 
 def test_kit_check_command_lists_every_self_check_without_a_traceback(kit, tmp_path):
-    out, _ = kit
-    run = subprocess.run(
-        [sys.executable, "-m", "sr_course", "check"],
-        cwd=tmp_path,
-        env=release._isolated_env(out),
-        capture_output=True,
-        text=True,
-    )
+    run = _kit_command(kit[0], tmp_path, "check")
     assert run.returncode == 1 and run.stderr == ""
     lines = run.stdout.splitlines()
-    assert [line.split(":")[0] for line in lines[:-1]] == [
-        "Blocks",
-        "SRResNet",
-        "pixel_mse",
-        "Discriminator",
-        "TruncatedVGG19",
-        "SRGAN losses",
-        "SRGAN step",
-        "imresize",
-    ]
+    assert [line.split(":")[0] for line in lines[:-1]] == [*course.TODOS, "imresize"]
     assert lines[0].startswith(
-        "Blocks: not yet: a building block is not implemented yet (TODO: ConvolutionalBlock: "
+        "ConvolutionalBlock: not yet: ConvolutionalBlock is not implemented yet (TODO: "
+        "ConvolutionalBlock: "
     )
+    assert lines[1].startswith("SubPixelConvolutionalBlock: not yet: SubPixelConvolutionalBlock is")
     assert lines[-2] == "imresize: OK (MATLAB bicubic)"
     assert lines[-1] == (
-        "1 of 8 self-checks pass; next: TODO ConvolutionalBlock (notebook train_srresnet.ipynb)"
+        "1 of 11 self-checks pass; next: TODO ConvolutionalBlock (notebook train_srresnet.ipynb)"
     )
+
+
+def _commands(help_text: str) -> list[str]:
+    """The command names that `python -m sr_course --help` lists."""
+    block = help_text.split("  <command>\n", 1)[1].split("\noptions:")[0]
+    return [
+        line.split()[0] for line in block.splitlines() if line.startswith("    ") and line[4] != " "
+    ]
+
+
+def test_kit_help_lists_only_the_students_commands(kit, tmp_path):
+    kit_help = _kit_command(kit[0], tmp_path, "--help").stdout
+    reference_help = build_parser().format_help()
+    instructors = ["release", "grade", "autograder"]
+    assert _commands(reference_help)[-3:] == instructors
+    assert _commands(kit_help) == _commands(reference_help)[:-3]
+    assert "instructors" not in kit_help
 
 
 def test_kit_passes_its_own_test_suite_as_released(kit):

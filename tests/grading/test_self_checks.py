@@ -2,10 +2,15 @@
 broken versions below are pieces of the solution, so this file is left out of the student kit;
 tests/grading/test_mutations.py runs the same sentences against many more mutants)."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from sr_course import checks, models
 from sr_course.checks import CheckFailed
+from sr_course.course import TODOS
 
 
 def test_srresnet_without_tanh_fails_its_check(monkeypatch):
@@ -24,7 +29,7 @@ def test_srresnet_without_tanh_fails_its_check(monkeypatch):
 def test_residual_block_without_skip_fails_its_check(monkeypatch):
     monkeypatch.setattr(models.ResidualBlock, "forward", lambda self, x: self.conv2(self.conv1(x)))
     with pytest.raises(CheckFailed) as err:
-        checks.check_blocks()
+        checks.check_residual_block()
     assert str(err.value) == f"ResidualBlock: {checks.MESSAGES['residual skip']}"
 
 
@@ -77,4 +82,72 @@ def test_vgg_truncation_index_values_and_a_miscount_fails_its_check(monkeypatch)
     assert str(err.value).startswith(
         "vgg19_truncation_index(2, 2) = 2: the first 2 layers of vgg19().features end at the ReLU "
         "after convolution 1, but phi_(2,2) ends at the ReLU after convolution 4"
+    )
+
+
+def _check_command(root: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "sr_course", "check"],
+        cwd=root,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(root), "PYTHONDONTWRITEBYTECODE": "1"},
+        capture_output=True,
+        text=True,
+    )
+
+
+def _with(name: str, old: str, new: str) -> dict[str, str]:
+    text = (Path(checks.__file__).parent / name).read_text()
+    assert text.count(old) == 1, old
+    return {name: text.replace(old, new)}
+
+
+def test_check_never_crashes_and_names_the_todo_that_failed(tmp_path, package_copy):
+    # The fault: with padding=0 in ConvolutionalBlock, `check` died in the SRResNet check with a raw
+    # RuntimeError and the later checks never ran.
+    package_copy(
+        tmp_path / "a",
+        _with("models.py", "stride=stride, padding=kernel_size // 2", "stride=stride, padding=0"),
+    )
+    run = _check_command(tmp_path / "a")
+    assert run.returncode == 1 and run.stderr == "", run.stderr
+    lines = run.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines[:-1]] == [*TODOS, "imresize"]
+    assert lines[0].startswith(
+        "ConvolutionalBlock: not yet: ConvolutionalBlock(8, 16, 3, stride=2)"
+    )
+    assert lines[1] == "SubPixelConvolutionalBlock: OK"  # its own line, whatever the others do
+    assert lines[3].startswith("SRResNet: not yet: your code raised RuntimeError: ")
+    assert lines[4] == "pixel_mse: OK"
+    assert lines[-1].endswith("; next: TODO ConvolutionalBlock (notebook train_srresnet.ipynb)")
+
+    # The fault: with wrong adversarial losses, "next" named VGGContentLoss, which was done.
+    package_copy(
+        tmp_path / "b",
+        _with(
+            "losses.py",
+            "F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))",
+            "F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))",
+        ),
+    )
+    lines = _check_command(tmp_path / "b").stdout.splitlines()
+    assert "VGGContentLoss: OK" in lines
+    assert lines[-1] == (
+        "10 of 11 self-checks pass; next: TODO adversarial losses (notebook train_srgan.ipynb)"
+    )
+
+
+def test_srresnet_check_covers_batch_norm_off(tmp_path, package_copy):
+    # The fault: body_end kept its batch norm with batch_norm=False; check passed, the grader did not.
+    package_copy(
+        tmp_path,
+        _with(
+            "models.py",
+            "n_channels, n_channels, small_kernel_size, batch_norm=batch_norm\n",
+            "n_channels, n_channels, small_kernel_size, batch_norm=True\n",
+        ),
+    )
+    lines = _check_command(tmp_path).stdout.splitlines()
+    assert lines[3] == (
+        "SRResNet: not yet: SRResNet(batch_norm=False) has 1,545,366 parameters, expected 1,545,238: "
+        "with batch_norm=False no conv block of the network has batch norm (body_end's neither)"
     )
