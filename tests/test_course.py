@@ -91,6 +91,8 @@ def test_demo_writes_results_json_and_grid(tmp_path):
     # A second run reuses the trained models instead of training again.
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and "already trained" in again.stdout
+    assert "results, figures and report are up to date" in again.stdout
+    assert json.loads((out / "results.json").read_text()) == data
 
 
 def test_checks_do_not_leave_grad_disabled():

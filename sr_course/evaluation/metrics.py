@@ -16,6 +16,7 @@ data_range=255) and peak_signal_noise_ratio agree to 1e-6 (the tests use them as
 
 from __future__ import annotations
 
+import functools
 import re
 import warnings
 
@@ -168,6 +169,12 @@ ALEXNET_URL = "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth"
 
 
 def lpips_model(weights="imagenet", device=None) -> torch.nn.Module:
+    """See _lpips_model; built once per process and settings (a frozen network, never changed)."""
+    return _lpips_model(weights if weights is None else str(weights), str(device or "cpu"))
+
+
+@functools.lru_cache(maxsize=4)
+def _lpips_model(weights, device: str) -> torch.nn.Module:
     """The `lpips` package's LPIPS (Zhang et al. 2018), AlexNet variant, version 0.1, in eval mode.
 
     Its calibrated linear layers ship with the package. The AlexNet backbone: 'imagenet'
@@ -196,7 +203,7 @@ def lpips_model(weights="imagenet", device=None) -> torch.nn.Module:
         own = model.net.state_dict()
         mapped = {k: state[f"features.{re.sub(r'^slice[0-9]+[.]', '', k)}"] for k in own}
         model.net.load_state_dict(mapped, strict=True)
-    return model.to(device or "cpu").eval().requires_grad_(False)
+    return model.to(device).eval().requires_grad_(False)
 
 
 @torch.no_grad()

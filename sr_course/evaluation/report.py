@@ -106,13 +106,16 @@ def _test_table(results: dict) -> list[str]:
     return lines
 
 
+# What to run for a missing part, with the report's profile: the commands then write where the
+# report reads (runs/<profile>/outputs, runs/<profile>/rating).
 _OUTPUTS_HINT = (
-    "`python -m sr_course outputs --models srresnet=... srgan=... --splits Set5` (or the "
-    "super_resolution notebook) keeps them."
+    "`python -m sr_course outputs --profile {profile} --models srresnet=... srgan=... --splits "
+    "{split}` (or the super_resolution notebook) keeps them."
 )
 _RATING_HINT = (
-    "`python -m sr_course rate --split Set5 --models srresnet=... srgan=...` writes a blind rating "
-    "page; `rate --score ratings/*.json` turns the raters' files into the MOS per method."
+    "`python -m sr_course rate --profile {profile} --split {split} --models srresnet=... "
+    "srgan=...` writes a blind rating page; `rate --profile {profile} --score ratings/*.json` "
+    "turns the raters' files into the MOS per method."
 )
 
 
@@ -187,7 +190,8 @@ def write_report(
             "",
         ]
     else:
-        md += [f"No {split} outputs kept yet for human evaluation: {_OUTPUTS_HINT}", ""]
+        hint = _OUTPUTS_HINT.format(profile=config.profile, split=split)
+        md += [f"No {split} outputs kept yet for human evaluation: {hint}", ""]
         missing.append(f"the {split} outputs for human evaluation")
     mos = runs / "rating" / "mos.md"
     if mos.exists():  # a blind rating study scored with `rate --score` (sr_course/rating.py)
@@ -198,7 +202,8 @@ def write_report(
             )
         md += ["![score distribution](mos_distribution.png)", ""]
     else:
-        md += [f"No rating study scored yet (optional): {_RATING_HINT}", ""]
+        hint = _RATING_HINT.format(profile=config.profile, split=split)
+        md += [f"No rating study scored yet (optional): {hint}", ""]
     md += [f"## {split}: comparison", ""]
     try:
         plt.close(

@@ -211,8 +211,16 @@ def test_report_assembles_recipes_tables_and_figures(two_runs, tmp_path, capsys)
     assert "lpips" not in text.split("## Test results")[0]
     assert "srgan.srresnet_checkpoint" not in text
     human = text.split("## Human evaluation")[1].split("## Sample: comparison")[0]
-    assert "No Sample outputs kept yet for human evaluation: `python -m sr_course outputs" in human
-    assert "No rating study scored yet (optional)" in human
+    assert (
+        "No Sample outputs kept yet for human evaluation: `python -m sr_course outputs --profile "
+        "smoke --models srresnet=... srgan=... --splits Sample`"
+    ) in human
+    # the report's own profile, so the commands write where the report reads (the fault: no --profile)
+    assert (
+        "No rating study scored yet (optional): `python -m sr_course rate --profile smoke --split "
+        "Sample --models srresnet=... srgan=...` writes a blind rating page; `rate --profile smoke "
+        "--score ratings/*.json`"
+    ) in human
     assert text.endswith(
         "## Missing\n\nNot yet in this report: the Sample outputs for human evaluation.\n"
     )

@@ -8,6 +8,7 @@ The table in MUTANTS is the suite; `python -m pytest tests/grading/test_mutation
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -258,33 +259,64 @@ SELF_CHECKED = [
 ]
 
 
-def _self_check_message(tmp: Path, mutant, check: str) -> str:
-    """Run one self-check on a copy of the package with the mutant in it; its CheckFailed message."""
-    name, _, file, old, new, _ = mutant
-    tree = tmp / name.replace(" ", "_").replace("/", "_")
-    shutil.copytree(KIT_ROOT / "sr_course", tree / "sr_course")
-    for rel, text in _files_with(file, old, new).items():
-        (tree / rel).write_text(text)
-    code = (
-        "from sr_course import checks\n"
-        f"try:\n    checks.{check}()\nexcept checks.CheckFailed as err:\n    print(err)\n"
-    )
+# Runs in one Python: for each case, the mutated files replace the package copy's, the package is
+# imported afresh and the check run; its CheckFailed message is printed as one JSON line.
+_SELF_CHECK_RUNNER = """
+import json, pathlib, sys
+package = pathlib.Path(sys.argv[1]) / "sr_course"
+reference = {p.name: p.read_text() for p in package.glob("*.py")}
+for case in json.loads(sys.stdin.read()):
+    for name, text in reference.items():
+        (package / name).write_text(case["files"].get(name, text))
+    for module in [m for m in sys.modules if m == "sr_course" or m.startswith("sr_course.")]:
+        del sys.modules[module]
+    from sr_course import checks
+    try:
+        getattr(checks, case["check"])()
+        said = "passed"
+    except checks.CheckFailed as err:
+        said = str(err)
+    print(json.dumps(said), flush=True)
+"""
+
+
+def _self_check_messages(tmp: Path, cases: list) -> list[str]:
+    """Each (mutant, check)'s self-check message on a copy of the package with the mutant in it
+    (one process for all: torch is imported once)."""
+    tree = tmp / "package"
+    skip = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(KIT_ROOT / "sr_course", tree / "sr_course", ignore=skip)
+    todo = [
+        {
+            "check": check,
+            "files": {
+                Path(rel).name: text
+                for rel, text in _files_with(file, old, new).items()
+                if rel == f"sr_course/{file}.py"
+            },
+        }
+        for (name, _, file, old, new, _), check in cases
+    ]
     env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1"}
     proc = subprocess.run(
-        [sys.executable, "-c", code], cwd=tree, env=env, capture_output=True, text=True
+        [sys.executable, "-c", _SELF_CHECK_RUNNER, str(tree)],
+        input=json.dumps(todo),
+        cwd=tree,
+        env=env,
+        capture_output=True,
+        text=True,
     )
-    return proc.stdout.strip() + proc.stderr[-300:]
+    said = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert len(said) == len(cases), proc.stderr[-2000:]
+    return said
 
 
 def test_self_checks_catch_the_same_bugs_with_the_same_sentence(graded, tmp_path):
     by_name = {m[0]: m for m in MUTANTS}
-
-    def run(case):
-        name, check, key = case
-        return case, _self_check_message(tmp_path, by_name[name], check)
-
-    with ThreadPoolExecutor(2) as pool:
-        results = list(pool.map(run, SELF_CHECKED))
+    said = _self_check_messages(
+        tmp_path, [(by_name[name], check) for name, check, _ in SELF_CHECKED]
+    )
+    results = list(zip(SELF_CHECKED, said))
     for (name, check, key), message in results:
         core = MESSAGES[key].split("{")[0]  # the sentence up to its first number
         assert core in message, f"{name}: checks.{check}() said {message!r}"
