@@ -27,7 +27,8 @@ class StepContext(Protocol):
     opt_g, opt_d          their optimisers
     scaler_g, scaler_d    their grad scalers (disabled unless fp16): optimizer_step() uses them
     pixel_loss(sr, hr)    SRResNet's loss; sr, hr (N, 3, H, W) in [-1, 1] -> scalar
-    content_loss(sr, hr)  SRGAN's content loss (VGG features by default), same shapes
+    content_loss(sr, hr)  SRGAN's content loss (VGG features by default, + srgan.pixel_weight x
+                          the pixel loss), same shapes
     adversarial           the GAN objective of srgan.gan: .generator_loss(D, sr, hr),
                           .discriminator_loss(D, hr, sr), .after_discriminator_step(D)
                           (sr_course/components/adversarial.py)

@@ -73,14 +73,19 @@ def _check_own_kit(kit: Path) -> None:
 
 
 class LivePlot:
-    """on_log callback for Trainer: redraws the loss curves in the notebook every `every` log points."""
+    """on_log callback for Trainer: redraws the loss curves in the notebook about `redraws` times
+    through the run (at least at every `every` log points when given), and always at its end."""
 
-    def __init__(self, every: int = 1):
-        self.every, self.calls, self.handle = every, 0, None
+    def __init__(self, every: int | None = None, redraws: int = 8):
+        self.every, self.redraws, self.calls, self.handle = every, redraws, 0, None
 
     def __call__(self, trainer, record) -> None:
         self.calls += 1
-        if self.calls % self.every:
+        every = self.every
+        if every is None:  # the run's log points, spread over `redraws` pictures
+            log_every = max(1, int(trainer.cfg.train.log_every or 1))
+            every = max(1, round(trainer.total_iterations / log_every / self.redraws))
+        if self.calls % every and trainer.iteration < trainer.total_iterations:
             return
         from IPython.display import display  # inside a notebook kernel only
 

@@ -168,3 +168,32 @@ def test_committed_notebooks_show_no_frozen_bar_temporary_path_or_raw_table():
                 assert not re.search(r"\b0%\|", text), f"{where}: a progress bar at 0%"
                 if out.get("output_type") == "stream":
                     assert not RAW_TABLE.search(text), f"{where}: a Markdown table printed as text"
+
+
+def test_one_srgan_recipe_for_the_demo_command_and_the_notebooks():
+    """The demo command trains SRGAN for the demo profile's length (no cap of its own), so the
+    README's demo table, `demo` and the notebooks on the demo profile report the same run."""
+    import inspect
+
+    from sr_course.cli import demo
+    from sr_course.config import load_config
+    from sr_course.data.sample import TRAIN_IMAGES
+
+    cfg = load_config("demo")
+    images = len(TRAIN_IMAGES)
+    iterations = cfg.srgan.epochs * images * cfg.data.patches_per_image // cfg.srgan.batch_size
+    source = inspect.getsource(demo.run_demo)
+    assert 'train={"max_iterations": iterations}' in source.split("SRGAN, initialised")[1]
+    rows = [
+        line for p in READMES for line in p.read_text().splitlines() if line.startswith("| SRGAN (")
+    ]
+    assert all(f"{iterations} iterations from it" in row for row in rows), rows
+    train_srgan = json.loads((ROOT / "notebooks" / "train_srgan.ipynb").read_text())
+    printed = "".join(
+        "".join(o.get("text", ""))
+        for c in train_srgan["cells"]
+        if c["cell_type"] == "code"
+        for o in c.get("outputs", [])
+    )
+    if printed:  # the committed notebooks (a released kit's have no outputs)
+        assert f"srgan: done, {iterations} iterations" in printed

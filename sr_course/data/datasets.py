@@ -84,12 +84,19 @@ def read_data_list(data_root: str | os.PathLike, split: str) -> list[dict]:
 # --- datasets ------------------------------------------------------------------------------------
 
 
+def _gray(rgb: np.ndarray) -> np.ndarray:
+    """(h, w, 3) uint8 -> the same shape with R = G = B = its luma (ITU-R BT.601), rounded."""
+    luma = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    return np.repeat(np.rint(luma).clip(0, 255).astype(np.uint8)[..., None], 3, axis=2)
+
+
 class SRDataset(torch.utils.data.Dataset):
     """LR/HR pairs of a split.
 
     split "train": the splits in config.data.train_splits; item i is a random aligned crop pair
         (lr (3, c/s, c/s) in [0, 1], hr (3, c, c) in [-1, 1]), c = config.data.crop_size, with a random
-        flip/90-degree rotation; len = images x config.data.patches_per_image. Each epoch draws new
+        flip/90-degree rotation, and with probability config.data.gray_probability made gray (R = G = B,
+        both patches); len = images x config.data.patches_per_image. Each epoch draws new
         crops: call set_epoch(e), or pass index + e * len (what EpochSampler(epoch_in_index=True) yields).
     a test split (Set5, Set14, B100, Urban100, DIV2K_valid, Sample, ...): item i is the whole image
         (lr (3, h, w) in [0, 1], hr (3, s*h, s*w) in [-1, 1], name); gray images are repeated to 3
@@ -128,6 +135,7 @@ class SRDataset(torch.utils.data.Dataset):
                     f"{too_small[0]}; lower crop_size or rebuild the lists with a matching --crop-size"
                 )
         self.patches_per_image = int(config.data.patches_per_image)
+        self.gray_probability = float(config.data.get("gray_probability", 0.0))
         self.seed = int(config.seed)
         self.epoch = 0
         cache = config.data.get("cache_dir") or self.root / "cache"
@@ -223,6 +231,9 @@ class SRDataset(torch.utils.data.Dataset):
         if k & 4:
             lr, hr = lr[:, ::-1], hr[:, ::-1]
         lr, hr = np.rot90(lr, k & 3), np.rot90(hr, k & 3)
+        # Drawn only when asked for, so that without it every crop stays what it was.
+        if self.gray_probability and rng.random() < self.gray_probability:
+            lr, hr = _gray(lr), _gray(hr)
         return (
             convert_image(image_to_tensor(lr), "[0,255]", "[0,1]"),
             convert_image(image_to_tensor(hr), "[0,255]", "[-1,1]"),

@@ -43,7 +43,7 @@ RECIPE_KEYS = {
     "srresnet": ("srresnet.lr", "srresnet.batch_size", "srresnet.epochs", "srresnet.lr_decay_at",
                  "srresnet.loss", "data.crop_size", "model.arch"),
     "srgan": ("srgan.mode", "srgan.lr", "srgan.batch_size", "srgan.epochs", "srgan.lr_decay_at",
-              "srgan.content_loss", "srgan.adv_weight", "srgan.gan", "srgan.d_steps",
+              "srgan.content_loss", "srgan.pixel_weight", "srgan.adv_weight", "srgan.gan", "srgan.d_steps",
               "srgan.label_smoothing", "data.crop_size", "model.arch"),
 }  # fmt: skip
 
@@ -156,9 +156,9 @@ def write_report(
         md += _recipe(folder, record, scores, source, split) + [""]
         history = {"train": record.get("losses", []), "val": record.get("validation", [])}
         if history["train"]:
-            plt.close(
-                plot_history(history, out / f"losses_{stage}", title=f"{title}: {folder.name}")
-            )
+            named = folder.name.lower() not in (stage, title.lower())
+            label = f"{title}: {folder.name}" if named else title
+            plt.close(plot_history(history, out / f"losses_{stage}", title=label))
             md += [f"![{title} losses](losses_{stage}.png)", ""]
         ckpt = next((folder / n for n in ("best.pt", "last.pt") if (folder / n).exists()), None)
         if ckpt is not None:

@@ -1,8 +1,12 @@
 """Figures for reports: comparison grids with zoomed insets and PSNR/SSIM, loss curves.
 
     comparison_grid(split, methods, config, out)   rows = images, columns = methods (PNG >= 200 dpi + PDF)
-    single_comparison(split, image, methods, ...)  one image, large panels
-    plot_history(history_or_checkpoint)            training losses and validation PSNR
+    single_comparison(split, image, methods, ...)  one image, large panels in rows
+    plot_history(history_or_checkpoint)            each training loss on its own axes, validation PSNR
+    training_patches(dataset)                      aligned LR / HR training patches
+
+Every figure is at most MAX_WIDTH_INCHES wide with 9-point text, so that it is readable at the
+width of a notebook as well as in a report.
 
 A method is 'nearest' (LR enlarged by pixel repetition), 'bicubic' (our MATLAB-exact imresize),
 'hr' (the ground truth), a model, or a checkpoint path. Default columns: LR (nearest), Bicubic,
@@ -23,18 +27,24 @@ from ..data.datasets import SRDataset
 from ..data.imresize import imresize
 from ..data.lists import as_rgb
 from ..errors import SettingError
-from ..utils import atomic_write
+from ..utils import atomic_write, convert_image
 from .inference import interpolate_generators, load_generator, super_resolve
 from .metrics import score_sr
 
+# Shown at figure.dpi in a notebook, a figure at most MAX_WIDTH_INCHES wide is not scaled down by
+# JupyterLab at a 1400-pixel window, so its text stays at least font.size (9 pt) on screen.
 STYLE = {
     "font.family": "DejaVu Sans",
-    "font.size": 8,
-    "axes.titlesize": 9,
-    "axes.labelsize": 8,
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9,
+    "legend.fontsize": 9,
+    "xtick.labelsize": 9,
+    "ytick.labelsize": 9,
     "figure.dpi": 100,
     "savefig.dpi": 220,
 }
+MAX_WIDTH_INCHES = 10.0
 BUILT_IN = ("nearest", "bicubic", "hr")
 
 
@@ -170,19 +180,28 @@ def comparison_grid(
                     f"zoom region (top {top}, left {left}, size {size}) does not fit image {i} of "
                     f"{split} ({ds.name(i)}, {w}x{h} HR pixels): choose one inside it"
                 )
-    aspects = [hr.shape[0] / hr.shape[1] for _, hr in rows]
+    # One image: its panels wrap into rows of the width; several: one row each, panels shrunk to fit.
+    n = len(methods)
+    if len(rows) == 1:
+        per_row = max(1, min(n, int(MAX_WIDTH_INCHES // panel_inches)))
+    else:
+        per_row, panel_inches = n, min(panel_inches, MAX_WIDTH_INCHES / n)
+    lines = -(-n // per_row)  # grid rows per image
+    aspects = [hr.shape[0] / hr.shape[1] for _, hr in rows for _ in range(lines)]
     with plt.rc_context(STYLE):
         fig, axes = plt.subplots(
-            len(rows),
-            len(methods),
+            len(aspects),
+            per_row,
             figsize=(
-                panel_inches * len(methods),
-                sum(panel_inches * a + 0.3 for a in aspects) + 0.3,
+                panel_inches * per_row,
+                sum(panel_inches * a + 0.4 for a in aspects) + 0.3,
             ),
             squeeze=False,
             layout="constrained",
             gridspec_kw={"height_ratios": aspects},
         )
+        for ax in axes.flat[len(rows) * lines * per_row - (lines * per_row - n) :]:
+            ax.set_axis_off()  # the last line's empty places (one image only)
         for r, (panels, hr) in enumerate(rows):
             # Where the reconstructions differ most; pixel-repeated LR differs at every edge, so skip it.
             compared = [
@@ -196,7 +215,7 @@ def comparison_grid(
             )
             for c, (label, img) in enumerate(panels.items()):
                 _panel(
-                    axes[r, c],
+                    axes[r * lines + c // per_row, c % per_row],
                     img,
                     region,
                     _caption(label, img, hr, scale),
@@ -212,7 +231,7 @@ def single_comparison(
 ):
     """One test image, one large panel per method (for a report's close look); returns the Figure."""
     return comparison_grid(
-        split, methods, config, out=out, images=[image], zoom=zoom, panel_inches=3.6, tile=tile
+        split, methods, config, out=out, images=[image], zoom=zoom, panel_inches=3.3, tile=tile
     )
 
 
@@ -248,40 +267,73 @@ def save_figure(fig, out: str | os.PathLike) -> tuple[Path, Path]:
     return png, pdf
 
 
+HEALTHY_GAN = (
+    "A healthy GAN run: D's loss falls as it learns to tell HR from SR while G's adversarial term "
+    "rises; the content term stays near where SRResNet left it."
+)
+
+
 def plot_history(history, out=None, title: str | None = None):
-    """Loss curves (and validation PSNR when present) from a history dict or a checkpoint path."""
+    """Each training loss on its own axes (SRGAN: content, adversarial, discriminator), and the
+    validation PSNR when present, from a history dict or a checkpoint path; returns the Figure."""
     if isinstance(history, (str, Path)):
         state = load_checkpoint(history)
-        history, title = state["history"], title or f"{state['stage']}: {Path(history).name}"
+        history, title = state["history"], title or state["stage"]
     train, val = history.get("train", []), history.get("val", [])
     keys = [
         k for k in (train[0] if train else {}) if k not in ("iteration", "epoch", "lr", "it_per_s")
     ]
+    panels = len(keys) + bool(val) or 1
+    cols = min(3, panels) if panels != 4 else 2
+    rows = -(-panels // cols)
     with plt.rc_context(STYLE):
         fig, axes = plt.subplots(
-            1,
-            2 if val else 1,
-            figsize=(7.0 if val else 3.8, 2.6),
-            squeeze=False,
-            layout="constrained",
+            rows, cols, figsize=(3.2 * cols, 2.5 * rows + 0.5), squeeze=False, layout="constrained"
         )
-        ax = axes[0, 0]
-        for k in keys:
+        flat = list(axes.flat)
+        for ax in flat[len(keys) + bool(val) :]:
+            ax.set_axis_off()
+        for ax, k in zip(flat, keys):
             pts = [(r["iteration"], r[k]) for r in train if k in r]
-            ax.plot(*zip(*pts), label=k, lw=1.2)
-        ax.set_xlabel("iteration")
-        ax.set_ylabel("loss")
-        if keys and all(r[k] > 0 for r in train for k in keys if k in r):
-            ax.set_yscale("log")
-        if keys:
-            ax.legend(frameon=False)
-        ax.set_title(title or "training losses")
+            ax.plot(*zip(*pts), lw=1.2, marker="." if len(pts) < 30 else None)
+            ax.set_xlabel("iteration")
+            ax.set_title(k if len(keys) > 1 else "training loss")
+            if all(v > 0 for _, v in pts) and max(v for _, v in pts) > 4 * min(v for _, v in pts):
+                ax.set_yscale("log")
         if val:
-            ax = axes[0, 1]
+            ax = flat[len(keys)]
             ax.plot([r["iteration"] for r in val], [r["psnr"] for r in val], "o-", lw=1.2, ms=3)
             ax.set_xlabel("iteration")
-            ax.set_ylabel(f"PSNR (dB), {val[-1].get('split', 'validation')}")
-            ax.set_title("validation")
+            ax.set_title(f"validation PSNR (dB), {val[-1].get('split', '')}".rstrip(", "))
+        if title:
+            fig.suptitle(title)
+        if "discriminator" in keys:
+            fig.supxlabel(HEALTHY_GAN, fontsize=STYLE["font.size"], wrap=True)
         if out is not None:
             save_figure(fig, out)
+    return fig
+
+
+def training_patches(dataset, n: int = 4, min_std: float = 0.1):
+    """The first `n` training crops of `dataset` (an SRDataset on 'train') with some detail (HR
+    standard deviation >= min_std in [-1, 1]), each LR patch (in [0, 1]) above its HR patch (in
+    [-1, 1]), each mapped from its own range to the display; returns the Figure."""
+    pairs = []
+    for i in range(len(dataset)):
+        lr, hr = dataset[i][:2]
+        if float(hr.std()) >= min_std:
+            pairs.append((convert_image(lr, "[0,1]", "pil"), convert_image(hr, "[-1,1]", "pil")))
+        if len(pairs) == n:
+            break
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(
+            2, len(pairs), figsize=(2.0 * len(pairs), 4.4), squeeze=False, layout="constrained"
+        )
+        for c, (lr, hr) in enumerate(pairs):
+            for r, (img, name) in enumerate(((lr, "LR"), (hr, "HR"))):
+                ax = axes[r, c]
+                ax.imshow(np.asarray(img), interpolation="nearest")
+                ax.set_xticks([])
+                ax.set_yticks([])
+                ax.set_title(f"{name} {img.width}x{img.height}")
     return fig

@@ -3,7 +3,7 @@
     networks     model.* / G.* / D.*        the generator (registry ARCHITECTURES), SRGAN's discriminator
     optimisers   <stage>.optimizer, .lr     one per network (registry OPTIMIZERS)
     schedules    <stage>.lr_decay_at        x0.1 at that fraction of the planned iterations
-    losses       srresnet.loss, .edge_weight; srgan.content_loss, .gan, .edge_weight, vgg.*
+    losses       srresnet.loss, .edge_weight; srgan.content_loss, .pixel_weight, .gan, .edge_weight, vgg.*
                  (registries PIXEL_LOSSES, CONTENT_LOSSES, GAN_OBJECTIVES)
 
 The Trainer (sr_course/train/trainer.py) wraps the result with data, precision, checkpoints and the
@@ -50,11 +50,11 @@ class Run:
     adversarial: StandardGAN | None = None
 
 
-def with_edges(base, weight: float):
-    """`base` plus `weight` x the image-gradient (edge) loss; `base` itself when the weight is 0."""
+def plus(base, weight: float, term):
+    """The loss `base` + `weight` x the loss `term`; `base` itself when the weight is 0."""
     if not weight:
         return base
-    return lambda sr, hr: base(sr, hr) + weight * losses.edge_loss(sr, hr)
+    return lambda sr, hr: base(sr, hr) + weight * term(sr, hr)
 
 
 def schedule(optimizer, recipe, planned_iterations: int):
@@ -87,7 +87,7 @@ def build_run(
         G=G,
         opt_g=opt_g,
         sched_g=schedule(opt_g, recipe, planned_iterations),
-        pixel_loss=with_edges(PIXEL_LOSSES[r.loss](), r.edge_weight),
+        pixel_loss=plus(PIXEL_LOSSES[r.loss](), r.edge_weight, losses.edge_loss),
     )
     if stage == "srgan":
         s = config.srgan
@@ -95,6 +95,9 @@ def build_run(
         run.opt_d = optimizer(run.D.parameters(), config, stage)
         run.sched_d = schedule(run.opt_d, recipe, planned_iterations)
         content = CONTENT_LOSSES[s.content_loss](config, device, memory_format)
-        run.content_loss = with_edges(content, s.edge_weight)
+        # ESRGAN's anchor: a pixel term (srresnet.loss's) that holds colours and borders where the
+        # feature loss leaves them free (a random-weight VGG's features do).
+        content = plus(content, s.pixel_weight, PIXEL_LOSSES[r.loss]())
+        run.content_loss = plus(content, s.edge_weight, losses.edge_loss)
         run.adversarial = build_adversarial(config)
     return run

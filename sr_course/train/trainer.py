@@ -381,13 +381,16 @@ class Trainer:
             self.history["train"].append(record)
             if self.on_log:
                 self.on_log(self, record)
-            if not self._bar:
+            # Without a bar, a line for about 30 of the log points (plots get every one).
+            logs = self.total_iterations / max(1, self.cfg.train.log_every or 1)
+            quiet = len(self.history["train"]) % max(1, round(logs / 30))
+            if self._bar:
+                self._bar.set_postfix({k: f"{record[k]:.4g}" for k in sums}, refresh=False)
+            elif not quiet or self.iteration >= self.total_iterations:
                 losses = " ".join(f"{k} {record[k]:.4g}" for k in sums)
                 self.log(
                     f"[{self.stage}] epoch {self.epoch + 1} it {self.iteration}/{self.total_iterations} {losses} ({record['it_per_s']:.2f} it/s)"
                 )
-            else:
-                self._bar.set_postfix({k: f"{record[k]:.4g}" for k in sums}, refresh=False)
 
     # -- checkpoints, validation, logging --
 

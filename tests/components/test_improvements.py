@@ -298,3 +298,17 @@ def test_train_scales_are_validated():
         match=r"train_scales \[3\]: each scale must be an integer >= 2 dividing data.crop_size \(32\)",
     ):
         load_config("smoke", model={"arch": "vdsr", "vdsr": {"train_scales": [2, 3, 4]}})
+
+
+def test_the_pixel_anchor_adds_the_pixel_loss_to_the_content_term():
+    from sr_course.train.build import build_run
+
+    torch.manual_seed(0)
+    sr, hr = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
+    torch.manual_seed(1)  # the random VGG's weights: the same in each run built below
+    plain = build_run(load_config("smoke"), "srgan", 10).content_loss(sr, hr)
+    for loss, pixel in (("mse", ((sr - hr) ** 2).mean()), ("l1", (sr - hr).abs().mean())):
+        cfg = load_config("smoke", srgan={"pixel_weight": 0.5}, srresnet={"loss": loss})
+        torch.manual_seed(1)
+        anchored = build_run(cfg, "srgan", 10).content_loss(sr, hr)
+        assert anchored.item() == pytest.approx(plain.item() + 0.5 * pixel.item(), rel=1e-6)

@@ -188,3 +188,23 @@ def test_epoch_sampler_resume_and_ranks():
         r.set_epoch(2)
     assert len(list(r0)) == len(list(r1)) == 4
     assert not set(r0) & set(r1) or len(set(r0) | set(r1)) >= 7
+
+
+def test_gray_patches_at_the_asked_rate_and_every_other_crop_unchanged(sample_root):
+    cfg = load_config("smoke", data_root=str(sample_root), data={"patches_per_image": 100})
+    plain = SRDataset("train", cfg)
+    gray = SRDataset("train", load_config("smoke", data_root=str(sample_root), data={
+        "patches_per_image": 100, "gray_probability": 0.3}))  # fmt: skip
+    n_gray = 0
+    for i in range(len(plain)):
+        (lr0, hr0), (lr, hr) = plain[i], gray[i]
+        if torch.equal(hr, hr0):
+            assert torch.equal(lr, lr0)
+            continue
+        n_gray += 1
+        for patch, before in ((lr, lr0), (hr, hr0)):  # R = G = B, the luma of the same crop
+            assert torch.equal(patch[0], patch[1]) and torch.equal(patch[1], patch[2])
+            luma = 0.299 * before[0] + 0.587 * before[1] + 0.114 * before[2]
+            assert (patch[0] - luma).abs().max() <= 1.01 / 127.5
+    # 600 draws at p = 0.3: 180 expected, outside [140, 220] with probability below 1e-4
+    assert 140 <= n_gray <= 220, n_gray
