@@ -6,7 +6,7 @@ what its SRGAN looks like beside SRResNet on the sample's test images.
 
 Quality, per method (bicubic, srresnet, srgan) from the demo's kept outputs (outputs/<method>/Sample):
     psnr, ssim, lpips      the demo's results.json (LPIPS with the offline random AlexNet backbone)
-    gray_cast              on the gray images (camera, coins), inside an 8-pixel border: the largest
+    gray_cast              on the gray HR images (camera, coins), inside an 8-pixel border: the largest
                            gap between a channel's mean and another's or the HR's, in gray levels
     border_ratio           mean |SR - HR| on the outer 8 pixels / inside them (a bright or dark
                            frame raises it)
@@ -32,7 +32,6 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).parent))
 from common import emit, machine  # noqa: E402
 
-GRAY = ("camera", "coins")
 BORDER = 8
 
 
@@ -46,7 +45,8 @@ def quality(out: Path, data_root: Path) -> dict:
         cast, ratios, texture = [], [], []
         for png in sorted(folder.glob("*.png")):
             sr = np.asarray(Image.open(png).convert("RGB"), dtype=np.float64)
-            hr = np.asarray(Image.open(hr_dir / f"{png.stem}.png").convert("RGB"), dtype=np.float64)
+            hr_png = Image.open(hr_dir / f"{png.stem}.png")
+            hr = np.asarray(hr_png.convert("RGB"), dtype=np.float64)
             diff = np.abs(sr - hr).mean(axis=2)
             inner = np.zeros(diff.shape, bool)
             inner[BORDER:-BORDER, BORDER:-BORDER] = True
@@ -55,7 +55,7 @@ def quality(out: Path, data_root: Path) -> dict:
                 np.abs(np.diff(sr.mean(2), axis=1)).mean()
                 / np.abs(np.diff(hr.mean(2), axis=1)).mean()
             )
-            if png.stem in GRAY:
+            if hr_png.mode == "L":  # the gray photographs (camera, coins)
                 means = [*sr[inner].mean(axis=0), hr[inner].mean()]
                 cast.append(max(means) - min(means))
         figures[method] = {

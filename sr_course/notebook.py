@@ -83,8 +83,7 @@ class LivePlot:
         self.calls += 1
         every = self.every
         if every is None:  # the run's log points, spread over `redraws` pictures
-            log_every = max(1, int(trainer.cfg.train.log_every or 1))
-            every = max(1, round(trainer.total_iterations / log_every / self.redraws))
+            every = max(1, round(trainer.log_points / self.redraws))
         if self.calls % every and trainer.iteration < trainer.total_iterations:
             return
         from IPython.display import display  # inside a notebook kernel only

@@ -42,3 +42,40 @@ def package_copy():
         return root
 
     return copy
+
+
+@pytest.fixture
+def chromium(tmp_path, monkeypatch):
+    """start(*flags, prefs=None): a headless Debian Chromium driven by Selenium, offline, with its
+    own profile under tmp_path; quit at the end of the test. Skipped without the browser (a failure
+    under CI, whose .ci/run installs it)."""
+    browser, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (browser and driver_path):
+        if os.environ.get("CI"):
+            pytest.fail("chromium and chromedriver are missing: .ci/run installs them")
+        pytest.skip(
+            "needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)"
+        )
+    monkeypatch.setenv("SE_OFFLINE", "true")  # Selenium Manager must not look for drivers online
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    drivers = []
+
+    def start(*flags, prefs=None):
+        options = webdriver.ChromeOptions()
+        options.binary_location = browser
+        for flag in (
+            "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+            "--no-first-run", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", f"--user-data-dir={tmp_path / 'chromium-profile'}", *flags,
+        ):  # fmt: skip
+            options.add_argument(flag)
+        if prefs:
+            options.add_experimental_option("prefs", prefs)
+        drivers.append(webdriver.Chrome(service=Service(driver_path), options=options))
+        return drivers[-1]
+
+    yield start
+    for driver in drivers:
+        driver.quit()

@@ -135,7 +135,7 @@ class SRDataset(torch.utils.data.Dataset):
                     f"{too_small[0]}; lower crop_size or rebuild the lists with a matching --crop-size"
                 )
         self.patches_per_image = int(config.data.patches_per_image)
-        self.gray_probability = float(config.data.get("gray_probability", 0.0))
+        self.gray_probability = float(config.data.gray_probability)
         self.seed = int(config.seed)
         self.epoch = 0
         cache = config.data.get("cache_dir") or self.root / "cache"

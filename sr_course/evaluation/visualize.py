@@ -200,7 +200,7 @@ def comparison_grid(
             layout="constrained",
             gridspec_kw={"height_ratios": aspects},
         )
-        for ax in axes.flat[len(rows) * lines * per_row - (lines * per_row - n) :]:
+        for ax in axes.flat[len(rows) * n :]:
             ax.set_axis_off()  # the last line's empty places (one image only)
         for r, (panels, hr) in enumerate(rows):
             # Where the reconstructions differ most; pixel-repeated LR differs at every edge, so skip it.
@@ -283,7 +283,8 @@ def plot_history(history, out=None, title: str | None = None):
     keys = [
         k for k in (train[0] if train else {}) if k not in ("iteration", "epoch", "lr", "it_per_s")
     ]
-    panels = len(keys) + bool(val) or 1
+    used = len(keys) + bool(val)
+    panels = used or 1
     cols = min(3, panels) if panels != 4 else 2
     rows = -(-panels // cols)
     with plt.rc_context(STYLE):
@@ -291,7 +292,7 @@ def plot_history(history, out=None, title: str | None = None):
             rows, cols, figsize=(3.2 * cols, 2.5 * rows + 0.5), squeeze=False, layout="constrained"
         )
         flat = list(axes.flat)
-        for ax in flat[len(keys) + bool(val) :]:
+        for ax in flat[used:]:
             ax.set_axis_off()
         for ax, k in zip(flat, keys):
             pts = [(r["iteration"], r[k]) for r in train if k in r]

@@ -397,6 +397,14 @@ WALL_FACTOR = 4
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
+def limit_text(hit: str | None, cpu_limit: float) -> str:
+    """The limit a TODO or a cell hit ('cpu' or 'wall'), as its sentence says it: what it hit,
+    never a guess at why."""
+    if hit == "wall":
+        return f"{cpu_limit * WALL_FACTOR:g} s of wall-clock time, its limit"
+    return f"its {cpu_limit:g} s of CPU time"
+
+
 def process_tree(root: int) -> dict[int, list[str]]:
     """{pid: fields of /proc/<pid>/stat after the command name} of `root` and every process below
     it: a box started by start() (or a kernel) and what it started. (Not its session: bwrap gives

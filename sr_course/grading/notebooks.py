@@ -376,9 +376,7 @@ class _CellWatch:
         return max(self._cpu() - self.cpu0, 0.0)
 
     def limit_text(self) -> str:
-        if self.hit == "cpu":
-            return f"its {self.cpu_limit:g} s of CPU time"
-        return f"{self.cpu_limit * isolation.WALL_FACTOR:g} s of wall-clock time, its limit"
+        return isolation.limit_text(self.hit or "wall", self.cpu_limit)
 
 
 def _interrupt(root: int | None) -> None:

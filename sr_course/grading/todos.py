@@ -479,13 +479,6 @@ def _run_box(todos, work: Path, runner: Path, mode: str, uid: int, gid: int, see
     return stream, status
 
 
-def _limit_text(status: dict, timeout: float) -> str:
-    """The limit a TODO hit, as its sentence says it (what it hit, never a guess at why)."""
-    if status["timed_out"] == "wall":
-        return f"{timeout * isolation.WALL_FACTOR:g} s of wall-clock time, its limit"
-    return f"its {timeout:g} s of CPU time"
-
-
 def _judge_todo(todo: str, outcome: Outcome, references: list, timeout: float):
     """Judge one TODO's records against the reference's: an entry and the flags it raises."""
     file = TODOS[todo].file
@@ -498,8 +491,9 @@ def _judge_todo(todo: str, outcome: Outcome, references: list, timeout: float):
         flags.append(f"{todo}: its output stream was forged ({outcome.broken})")
     if status.get("closed_early"):
         flags.append(f"{todo}: the grader's channel was closed before the checks ended")
+    limit = isolation.limit_text(status.get("timed_out"), timeout)
     if status.get("timed_out"):
-        flags.append(f"{todo}: did not finish within {_limit_text(status, timeout)}")
+        flags.append(f"{todo}: did not finish within {limit}")
     if status.get("over_quota"):
         flags.append(f"{todo}: wrote more than its temporary folder may hold")
     if outcome.printed > MAX_PRINTED_BYTES:
@@ -508,7 +502,7 @@ def _judge_todo(todo: str, outcome: Outcome, references: list, timeout: float):
         if record is None:
             if status.get("timed_out"):
                 verdict = (
-                    f"{todo} did not finish within {_limit_text(status, timeout)}; "
+                    f"{todo} did not finish within {limit}; "
                     "the checks after that point were not run"
                 )
             elif status.get("over_quota"):

@@ -113,6 +113,8 @@ class Trainer:
         planned = int(self.recipe.epochs) * self.iterations_per_epoch
         # max_iterations stops a run early; the schedule still follows the planned length.
         self.total_iterations = min(planned, int(tcfg.max_iterations or planned))
+        # The run's log points: console lines and live plots are spread over them.
+        self.log_points = self.total_iterations / max(1, tcfg.log_every or 1)
         run = build_run(config, stage, planned, self.device, self.memory_format)
         self.G_raw, self.opt_g, self.sched_g = run.G, run.opt_g, run.sched_g
         self.D_raw, self.opt_d, self.sched_d = run.D, run.opt_d, run.sched_d
@@ -382,8 +384,7 @@ class Trainer:
             if self.on_log:
                 self.on_log(self, record)
             # Without a bar, a line for about 30 of the log points (plots get every one).
-            logs = self.total_iterations / max(1, self.cfg.train.log_every or 1)
-            quiet = len(self.history["train"]) % max(1, round(logs / 30))
+            quiet = len(self.history["train"]) % max(1, round(self.log_points / 30))
             if self._bar:
                 self._bar.set_postfix({k: f"{record[k]:.4g}" for k in sums}, refresh=False)
             elif not quiet or self.iteration >= self.total_iterations:

@@ -3,8 +3,6 @@ their own value ranges, and every figure readable at notebook width (checked in 
 
 import base64
 import io
-import os
-import shutil
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -27,8 +25,6 @@ from sr_course.evaluation.visualize import (
 )
 from sr_course.models import SRResNet
 from sr_course.notebook import LivePlot
-
-CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +71,7 @@ class _Trainer:
     def __init__(self, profile, stage, total):
         self.cfg, self.stage, self.total_iterations = load_config(profile), stage, total
         self.iteration, self.history = 0, {"train": [], "val": []}
+        self.log_points = total / self.cfg.train.log_every
 
 
 @pytest.mark.parametrize(
@@ -150,20 +147,14 @@ def notebook_figures(cfg, tmp_path_factory):
     }
 
 
-def test_figures_keep_9_point_text_at_notebook_width_in_jupyterlab(notebook_figures, tmp_path):
+def test_figures_keep_9_point_text_at_notebook_width_in_jupyterlab(
+    notebook_figures, tmp_path, chromium
+):
     """Each figure in a notebook exported with JupyterLab's own styles, in headless Chromium at a
     1400-pixel window: JupyterLab shows it at its width or scales it down to the output area; its
     9-point text must stay at least 9 points on the screen."""
-    if not (CHROMIUM and CHROMEDRIVER):
-        if os.environ.get("CI"):
-            pytest.fail("chromium and chromedriver are missing: .ci/run installs them")
-        pytest.skip("needs Debian's chromium and chromium-driver")
     import nbformat
     from nbconvert import HTMLExporter
-
-    os.environ["SE_OFFLINE"] = "true"
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.support.ui import WebDriverWait
 
     nb = nbformat.v4.new_notebook()
@@ -175,26 +166,15 @@ def test_figures_keep_9_point_text_at_notebook_width_in_jupyterlab(notebook_figu
     html, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
     page = tmp_path / "figures.html"
     page.write_text(html)
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-        "--no-first-run", "--disable-background-networking", "--window-size=1400,1000",
-        f"--user-data-dir={tmp_path / 'profile'}",
-    ):  # fmt: skip
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    try:
-        driver.get(page.as_uri())
-        script = (
-            "const imgs = [...document.querySelectorAll('.jp-OutputArea-output img')];"
-            "return imgs.every(i => i.complete && i.naturalWidth > 0) ? "
-            "imgs.map(i => [i.getBoundingClientRect().width, i.naturalWidth]) : null;"
-        )
-        sizes = WebDriverWait(driver, 30).until(lambda d: d.execute_script(script))
-        screenshot = driver.get_screenshot_as_png()
-    finally:
-        driver.quit()
+    driver = chromium("--window-size=1400,1000")
+    driver.get(page.as_uri())
+    script = (
+        "const imgs = [...document.querySelectorAll('.jp-OutputArea-output img')];"
+        "return imgs.every(i => i.complete && i.naturalWidth > 0) ? "
+        "imgs.map(i => [i.getBoundingClientRect().width, i.naturalWidth]) : null;"
+    )
+    sizes = WebDriverWait(driver, 30).until(lambda d: d.execute_script(script))
+    screenshot = driver.get_screenshot_as_png()
     assert len(sizes) == len(notebook_figures) and screenshot[:4] == b"\x89PNG"
     for name, (shown, natural) in zip(notebook_figures, sizes):
         points = STYLE["font.size"] * shown / natural

@@ -1,8 +1,6 @@
 """The blind rating page (driven in headless Chromium), MOS scoring, and LPIPS."""
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +18,6 @@ from sr_course.evaluation.rating import (
     score_study,
 )
 from sr_course.models import SRResNet
-
-CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
 
 @pytest.fixture(scope="module")
@@ -112,71 +108,48 @@ def test_bad_rating_files_are_refused_with_the_reason(study, tmp_path, capsys):
 
 
 @pytest.mark.timeout(180)
-def test_rating_page_in_headless_chromium(study, tmp_path):
+def test_rating_page_in_headless_chromium(study, tmp_path, chromium):
     """Open the page from disk in a real browser with no network, rate every image with the
     keyboard (each method its own score, read from the image shown), save, and score the file."""
-    if not (CHROMIUM and CHROMEDRIVER):
-        if os.environ.get("CI"):
-            pytest.fail("chromium and chromedriver are missing: .ci/run installs them")
-        pytest.skip(
-            "needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)"
-        )
-    os.environ["SE_OFFLINE"] = "true"  # Selenium Manager must not look for drivers online
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 
     page, key = study
     wanted = {"bicubic": 2, "srresnet": 3, "HR": 5}
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-        "--no-first-run", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
-    ):  # fmt: skip
-        options.add_argument(flag)
     downloads = tmp_path / "downloads"
     downloads.mkdir()
-    options.add_experimental_option(
-        "prefs",
-        {"download.default_directory": str(downloads), "download.prompt_for_download": False},
+    driver = chromium(
+        prefs={"download.default_directory": str(downloads), "download.prompt_for_download": False}
     )
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    try:
-        driver.execute_cdp_cmd(
-            "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)}
-        )
-        driver.get(page.as_uri())
-        driver.find_element(By.ID, "rater").send_keys("ann", Keys.ENTER)
-        body = driver.find_element(By.TAG_NAME, "body")
-        # Under load the page renders late: wait (bounded) for each condition, never read it once.
-        wait = WebDriverWait(driver, 30)
-        shown = []
-        for n in range(len(key["items"])):
-            wait.until(
-                lambda d, n=n: d.find_element(By.ID, "progress").text.startswith(
-                    f"image {n + 1} of {len(key['items'])}"
-                )
+    driver.execute_cdp_cmd(
+        "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)}
+    )
+    driver.get(page.as_uri())
+    driver.find_element(By.ID, "rater").send_keys("ann", Keys.ENTER)
+    body = driver.find_element(By.TAG_NAME, "body")
+    # Under load the page renders late: wait (bounded) for each condition, never read it once.
+    wait = WebDriverWait(driver, 30)
+    shown = []
+    for n in range(len(key["items"])):
+        wait.until(
+            lambda d, n=n: d.find_element(By.ID, "progress").text.startswith(
+                f"image {n + 1} of {len(key['items'])}"
             )
-            item = driver.find_element(By.ID, "view").get_attribute("data-item")
-            wait.until(
-                lambda d: d.execute_script(
-                    "const v = document.getElementById('view');"
-                    "return v.complete && v.naturalWidth > 0"
-                )
-            )  # the PNG loaded from disk
-            shown.append(item)
-            body.send_keys(str(wanted[key["items"][item]["method"]]))
-        assert sorted(shown) == sorted(key["items"])
-        wait.until(lambda d: d.find_element(By.ID, "status").text == "all scored: save your scores")
-        driver.find_element(By.ID, "save").click()
-        target = downloads / "ratings-ann.json"
-        wait.until(lambda d: target.exists() and target.stat().st_size > 0)
-    finally:
-        driver.quit()
+        )
+        item = driver.find_element(By.ID, "view").get_attribute("data-item")
+        wait.until(
+            lambda d: d.execute_script(
+                "const v = document.getElementById('view');return v.complete && v.naturalWidth > 0"
+            )
+        )  # the PNG loaded from disk
+        shown.append(item)
+        body.send_keys(str(wanted[key["items"][item]["method"]]))
+    assert sorted(shown) == sorted(key["items"])
+    wait.until(lambda d: d.find_element(By.ID, "status").text == "all scored: save your scores")
+    driver.find_element(By.ID, "save").click()
+    target = downloads / "ratings-ann.json"
+    wait.until(lambda d: target.exists() and target.stat().st_size > 0)
     saved = json.loads(target.read_text())
     assert saved["rater"] == "ann" and saved["order"] == shown
     table = mos_table(key, load_ratings(key, [target]))
