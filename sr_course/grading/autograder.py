@@ -189,15 +189,17 @@ def build_bundle(out: str | os.PathLike, root: Path = KIT_ROOT, verbose: bool = 
 
 
 def _bug(root: Path, into: Path) -> tuple[Path, str]:
-    """An upload with one realistic bug: the reference's three files (flat) with SRResNet's output
-    left without its tanh (the TODO that must lose points)."""
+    """An upload with one realistic bug: the reference's three files (flat) with the sub-pixel
+    block's convolution widening by r instead of r^2 (the TODO that must lose points). Every
+    network built from it fails at its first forward pass, so the notebooks stop early, as they
+    do for many real uploads."""
     models = _flat(root, into) / "models.py"
     text = models.read_text()
-    bugged = text.replace('kernel_size, activation="tanh")', "kernel_size, activation=None)")
+    bugged = text.replace("n_channels * scaling_factor**2,", "n_channels * scaling_factor,")
     if bugged == text:
         raise ReleaseError("the rehearsal's bug no longer applies to models.py")
     models.write_text(bugged)
-    return into, "SRResNet"
+    return into, "SubPixelConvolutionalBlock"
 
 
 def unpack(bundle: Path, home: Path) -> None:
@@ -234,7 +236,7 @@ def rehearsal_uploads(home: Path) -> dict[str, tuple[Path, str | None]]:
     return {
         "the reference (the three files, flat)": (_flat(KIT_ROOT, home / "ref"), None),
         "the kit as released (the whole kit)": (kit_copy, None),
-        "one bug: SRResNet without its tanh": (bug_dir, bug_todo),
+        "one bug: the sub-pixel convolution widens by r, not r^2": (bug_dir, bug_todo),
     }
 
 

@@ -17,8 +17,10 @@ reference's outputs of every TODO for the grading run's seed (a separate process
 submission).
 
 The channel is a pipe (file descriptor job["channel"]). Frames: one kind byte, a 4-byte big-endian
-length, the payload. S: started; F: a flag (UTF-8); R: a record (4-byte probe index, then
-torch.save bytes of {"outputs": ...} or {"error", "message", "where"}); E: the TODO is done.
+length, the payload. S: started; I: a student file's import begins (its stem) or ends (empty), so
+that a process ended or stopped by the import itself is told from one ended by a probe; F: a flag
+(UTF-8); R: a record (4-byte probe index, then torch.save bytes of {"outputs": ...} or
+{"error", "message", "where"}); E: the TODO is done.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import struct
 import sys
 import traceback
 
-STARTED, FLAG, RECORD, END = b"S", b"F", b"R", b"E"
+STARTED, IMPORT, FLAG, RECORD, END = b"S", b"I", b"F", b"R", b"E"
 HEADER = struct.Struct(">cI")
 
 BLOCKED_EVENTS = (
@@ -158,7 +160,10 @@ def run_todo(job: dict, todo: str, probes, send, torch) -> None:
     stem = spec["file"]
     saved = {}
     module, ctx_error = None, None
+    first_import = f"sr_course.{stem}" not in sys.modules
     try:
+        if first_import:
+            send(IMPORT, stem.encode())
         module = importlib.import_module(f"sr_course.{stem}")
         for dep in spec["builds_on"]:
             for name, stand_in in probes.STAND_INS[dep].items():
@@ -167,6 +172,8 @@ def run_todo(job: dict, todo: str, probes, send, torch) -> None:
                     setattr(module, name, stand_in)
     except BaseException as err:  # noqa: BLE001 - a student's import can raise anything
         ctx_error = describe(err, tree, student_files)
+    if first_import:
+        send(IMPORT, b"")
     ctx = type("Ctx", (), {stem: module})()
     for k, probe in enumerate(probes.PROBES[todo]):
         if ctx_error:

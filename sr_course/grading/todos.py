@@ -46,7 +46,7 @@ from . import probes as probes_module
 from . import sandbox as sandbox_module
 from .kit import KIT_ROOT, ReleaseError, complete, reference_files, write_kit
 from .probes import PROBES, STAND_INS
-from .sandbox import END, FLAG, HEADER, RECORD, STARTED, todo_slug
+from .sandbox import END, FLAG, HEADER, IMPORT, RECORD, STARTED, todo_slug
 
 MAX_RECORD_BYTES = 8 * 2**20  # one probe's record as sent
 MAX_UNPACKED_BYTES = 64 * 2**20  # ... and unpacked (a record is a zip: checked before loading)
@@ -78,11 +78,14 @@ class Stream:
         self.started = False
         self.done = 0  # TODOs finished
         self.broken: str | None = None
+        self.importing: str | None = None  # the student file being imported, while it is
 
     def feed(self, kind: bytes, payload: bytes) -> None:
         current = min(self.done, len(self.n_probes) - 1)
         if kind == STARTED:
             self.started = True
+        elif kind == IMPORT:
+            self.importing = payload.decode("utf-8", "replace")[:40] or None
         elif kind == FLAG:
             if len(self.flags[current]) < MAX_FLAGS:
                 self.flags[current].append(payload.decode("utf-8", "replace")[:200])
@@ -444,12 +447,27 @@ def _run_chain(todos, work: Path, runner: Path, mode: str, uid: int, gid: int, s
             outcomes[remaining[0]].printed = status.get("printed", 0)
             break
         i = stream.done
-        outcomes[remaining[i]] = Outcome(
+        stuck = remaining[i]
+        file = TODOS[stuck].file
+        if stream.importing == file:
+            # Importing the student's file is what ended or stopped the box: it would do the same
+            # for every TODO of that file, so they are all judged by this run (as a file that
+            # does not compile is), instead of starting a box per TODO to see it again.
+            status = {**status, "in_import": file}
+        outcomes[stuck] = Outcome(
             records[i], stream.flags[i], stream.extra_flags[i], stream.broken, status
         )
+        later = remaining[i + 1 :]
+        if status.get("in_import"):
+            for todo in later:
+                if TODOS[todo].file == file:
+                    outcomes[todo] = Outcome(
+                        [None] * len(PROBES[todo]), [], 0, stream.broken, status
+                    )
+            later = [t for t in later if TODOS[t].file != file]
         # What the box printed is counted per box: it is told on the first TODO the box ran.
         outcomes[remaining[0]].printed = status.get("printed", 0)
-        remaining = remaining[i + 1 :]
+        remaining = later
     return outcomes
 
 
@@ -500,7 +518,21 @@ def _judge_todo(todo: str, outcome: Outcome, references: list, timeout: float):
         flags.append(f"{todo}: printed {outcome.printed / 2**20:.0f} MB")
     for probe, record, reference in zip(PROBES[todo], outcome.records, references, strict=True):
         if record is None:
-            if status.get("timed_out"):
+            if status.get("in_import") and (status.get("timed_out") or status.get("ended_early")):
+                what = (
+                    f"did not finish within {limit}"
+                    if status.get("timed_out")
+                    else f"ended the grading process (exit code {status.get('exitcode')})"
+                )
+                verdict = (
+                    f"importing sr_course/{file}.py {what}: every TODO of {file}.py scores 0 "
+                    "until it imports"
+                )
+                if status.get("ended_early") and not outcome.broken:
+                    flags.append(
+                        f"{todo}: the process ended early (exit code {status.get('exitcode')})"
+                    )
+            elif status.get("timed_out"):
                 verdict = (
                     f"{todo} did not finish within {limit}; "
                     "the checks after that point were not run"

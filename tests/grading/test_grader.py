@@ -16,6 +16,7 @@ from sr_course.cli import main
 from sr_course.course import TODOS
 from sr_course.grading import grader
 from sr_course.grading import notebooks as notebooks_module
+from sr_course.grading import todos as todos_module
 from sr_course.grading.grader import grade, grade_many
 from sr_course.grading.kit import EDITABLE, KIT_ROOT
 from sr_course.grading.points import MAX_POINTS
@@ -23,6 +24,9 @@ from sr_course.grading.release import build_release
 from sr_course.grading.todos import grade_todos
 
 MODELS_TODOS = [t for t, entry in TODOS.items() if entry.file == "models"]
+# One seed for this module's gradings, so that the reference's outputs are computed once (grading's
+# default is a fresh seed each run: test_grade_many_writes_a_gradebook checks how seeds are kept).
+SEED = 24680
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +55,12 @@ def _digest(folder: Path) -> dict:
     }
 
 
+def _todos_graded(folder: Path, edits: dict, timeout: float) -> dict:
+    """The TODO-only report of the reference's files with `edits`, each TODO limited to `timeout`."""
+    submission = _submission(folder, edits=edits)
+    return grade(submission, notebooks=False, timeout=timeout, verbose=False, seed=SEED)
+
+
 def _scores(report: dict) -> dict:
     return {t: e["score"] for t, e in report["todos"].items()}
 
@@ -58,7 +68,7 @@ def _scores(report: dict) -> dict:
 def test_reference_scores_full_marks_with_notebooks(tmp_path):
     submission = _submission(tmp_path / "reference")
     before = _digest(submission)
-    report = grade(submission, json_out=tmp_path / "grade.json", verbose=False)
+    report = grade(submission, json_out=tmp_path / "grade.json", verbose=False, seed=SEED)
     assert _scores(report) == {t: 1.0 for t in TODOS}
     nb = report["notebooks"]
     assert nb["score"] == 1.0 and nb["total"] >= 30, nb["failures"]
@@ -69,7 +79,7 @@ def test_reference_scores_full_marks_with_notebooks(tmp_path):
 
 
 def test_kit_as_released_scores_zero_with_not_implemented_sentences(kit):
-    report = grade_todos({rel: (kit / rel).read_text() for rel in EDITABLE})
+    report = grade_todos({rel: (kit / rel).read_text() for rel in EDITABLE}, seed=SEED)
     for todo, entry in report["todos"].items():
         assert entry["score"] == 0.0
         file = TODOS[todo].file
@@ -83,7 +93,7 @@ def test_a_syntax_error_costs_only_its_file(tmp_path):
     submission = _submission(
         tmp_path / "s", edits={"sr_course/losses.py": lambda t: t + "\ndef oops(:\n"}
     )
-    report = grade(submission, notebooks=False, verbose=False)
+    report = grade(submission, notebooks=False, verbose=False, seed=SEED)
     for todo, file in ((t, e.file) for t, e in TODOS.items()):
         assert report["todos"][todo]["score"] == (0.0 if file == "losses" else 1.0), todo
     sentence = report["todos"]["pixel_mse"]["first_failure"]
@@ -100,14 +110,42 @@ def test_an_endless_loop_costs_only_its_todo(tmp_path):
             "    layers_before_block = sum(", loop + "    layers_before_block = sum(", 1
         )
     }
-    report = grade(
-        _submission(tmp_path / "s", edits=edits), notebooks=False, timeout=5, verbose=False
-    )
+    report = _todos_graded(tmp_path / "s", edits, timeout=5)
     assert _scores(report) == {t: float(t != "TruncatedVGG19") for t in TODOS}
     assert report["todos"]["TruncatedVGG19"]["first_failure"] == (
         "TruncatedVGG19 did not finish within its 5 s of CPU time; "
         "the checks after that point were not run"
     )
+
+
+@pytest.mark.parametrize(
+    "file, code, ending",
+    [
+        ("models", "\nimport os\nos._exit(3)\n", "ended the grading process (exit code 3)"),
+        ("losses", "\nwhile True:\n    pass\n", "did not finish within its 4 s of CPU time"),
+    ],
+    ids=["os._exit(3)", "an endless loop"],
+)
+def test_a_file_whose_import_ends_the_box_costs_its_todos_in_one_box(
+    tmp_path, monkeypatch, file, code, ending
+):
+    """A student file whose import ends or stops the box scores 0 on its own TODOs, all judged by
+    that one run (as a file that does not compile is); the other files' TODOs keep their points."""
+    boxes = []
+    run_box = todos_module._run_box
+    monkeypatch.setattr(
+        todos_module, "_run_box", lambda todos, *a: boxes.append(list(todos)) or run_box(todos, *a)
+    )
+    edits = {f"sr_course/{file}.py": lambda t: t + code}
+    report = _todos_graded(tmp_path / "s", edits, timeout=4)
+    assert _scores(report) == {t: float(e.file != file) for t, e in TODOS.items()}
+    for todo in (t for t, e in TODOS.items() if e.file == file):
+        assert report["todos"][todo]["first_failure"] == (
+            f"importing sr_course/{file}.py {ending}: every TODO of {file}.py scores 0 until it "
+            "imports"
+        )
+    started_on = [todos[0] for todos in boxes if TODOS[todos[0]].file == file]
+    assert started_on == [next(t for t, e in TODOS.items() if e.file == file)], boxes
 
 
 def test_notebook_limits_count_cpu_time_and_cost_only_the_cell_that_hit_them(tmp_path, monkeypatch):
@@ -152,7 +190,7 @@ def test_one_todo_filled_scores_exactly_that_todo(kit, tmp_path):
         return text.replace(_stub(region), "\n".join(region.lines), 1)
 
     submission = _submission(tmp_path / "s", source=kit, edits={"sr_course/models.py": fill})
-    report = grade(submission, notebooks=False, verbose=False)
+    report = grade(submission, notebooks=False, verbose=False, seed=SEED)
     assert _scores(report) == {t: float(t == "ConvolutionalBlock") for t in TODOS}
 
 
@@ -214,7 +252,7 @@ def test_forgery_does_not_raise_the_score_and_is_flagged(kit, tmp_path, attack):
     submission = _submission(
         tmp_path / "s", source=kit, edits={"sr_course/models.py": lambda t: t + code}
     )
-    report = grade(submission, notebooks=False, verbose=False)
+    report = grade(submission, notebooks=False, verbose=False, seed=SEED)
     assert _scores(report) == {t: 0.0 for t in TODOS}
     assert report["flags"], "the attempt was not flagged"
     assert report["points"]["total"] == 0.0
@@ -231,7 +269,7 @@ def test_honest_imports_of_the_reference_environment_cost_nothing(tmp_path):
             )
         },
     )
-    report = grade(submission, notebooks=False, verbose=False)
+    report = grade(submission, notebooks=False, verbose=False, seed=SEED)
     assert _scores(report) == {t: 1.0 for t in TODOS}
     assert report["flags"] == []
 
@@ -240,7 +278,7 @@ def test_reading_the_reference_is_refused_even_for_a_correct_file(tmp_path):
     """A correct models.py that also tries to read the reference keeps its points and is flagged."""
     code = ATTACKS["reading the reference"].replace("REFERENCE", repr(str(KIT_ROOT)))
     submission = _submission(tmp_path / "s", edits={"sr_course/models.py": lambda t: t + code})
-    report = grade(submission, notebooks=False, verbose=False)
+    report = grade(submission, notebooks=False, verbose=False, seed=SEED)
     assert _scores(report) == {t: 1.0 for t in TODOS}
     assert any("uses open" in f for f in report["flags"])
     assert any("blocked open" in f for f in report["flags"])
@@ -253,7 +291,7 @@ def test_forged_self_checks_earn_no_notebook_points(kit, tmp_path):
     submission = _submission(
         tmp_path / "s", source=kit, edits={"sr_course/models.py": lambda t: t + code}
     )
-    report = grade(submission, verbose=False, cell_timeout=60)
+    report = grade(submission, verbose=False, seed=SEED, cell_timeout=60)
     nb = report["notebooks"]
     assert any(
         "its self-check passed, but the grader found SRResNet wrong" in f for f in nb["failures"]

@@ -26,6 +26,7 @@ from sr_course.grading import grader, isolation
 from sr_course.grading.grader import grade, grade_many
 from sr_course.grading.kit import EDITABLE, KIT_ROOT
 from sr_course.grading.release import build_release
+from sr_course.grading.todos import MAX_UNPACKED_BYTES
 
 SEED = 424242
 MARK = "srredteam" + hashlib.sha256(b"red team").hexdigest()[:8]  # names its processes and files
@@ -139,7 +140,7 @@ torch.save = _forged
 import torch, zipfile
 def _bomb(obj, f, *a, **k):
     with zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as z, z.open("archive/data.pkl", "w") as e:
-        for _ in range(200):
+        for _ in range(80):  # 80 MiB unpacked, past the grader's 64 MiB
             e.write(bytes(2**20))
 torch.save = _bomb
 """, "OversizedOutput", 30),
@@ -346,6 +347,7 @@ def attacked(request, kit, tmp_path_factory):
 
 def test_the_suite_is_large_enough():
     assert len(ATTACKS) >= 20
+    assert "range(80)" in ATTACKS["a record that inflates"][1] and 80 * 2**20 > MAX_UNPACKED_BYTES
 
 
 @pytest.mark.parametrize("name", ATTACKS, ids=list(ATTACKS))
