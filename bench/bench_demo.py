@@ -6,11 +6,7 @@ what its SRGAN looks like beside SRResNet on the sample's test images.
 
 Quality, per method (bicubic, srresnet, srgan) from the demo's kept outputs (outputs/<method>/Sample):
     psnr, ssim, lpips      the demo's results.json (LPIPS with the offline random AlexNet backbone)
-    gray_cast              on the gray HR images (camera, coins), inside an 8-pixel border: the largest
-                           gap between a channel's mean and another's or the HR's, in gray levels
-    border_ratio           mean |SR - HR| on the outer 8 pixels / inside them (a bright or dark
-                           frame raises it)
-    texture                mean |horizontal difference| of SR / of HR (1: HR's texture; bicubic blurs)
+    gray_cast, border_ratio, texture    sr_course/evaluation/artefacts.py (what each one measures)
 Goals (issue 27): SRGAN gray_cast <= 1, border_ratio no higher than SRResNet's + 0.05, LPIPS at or
 below SRResNet's, texture above SRResNet's.
 """
@@ -26,45 +22,23 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-
 sys.path.insert(0, str(Path(__file__).parent))
 from common import emit, machine  # noqa: E402
 
-BORDER = 8
+from sr_course.evaluation.artefacts import look
 
 
 def quality(out: Path, data_root: Path) -> dict:
-    """{method: figures} from a finished demo folder."""
+    """{method: figures} from a finished demo folder: its scores and the look of its outputs."""
     results = json.loads((out / "results.json").read_text())["sets"]["Sample"]
     hr_dir = data_root / "sample" / "Sample" / "HR"
-    figures = {}
-    for method, scores in results.items():
-        folder = out / "outputs" / method / "Sample"
-        cast, ratios, texture = [], [], []
-        for png in sorted(folder.glob("*.png")):
-            sr = np.asarray(Image.open(png).convert("RGB"), dtype=np.float64)
-            hr_png = Image.open(hr_dir / f"{png.stem}.png")
-            hr = np.asarray(hr_png.convert("RGB"), dtype=np.float64)
-            diff = np.abs(sr - hr).mean(axis=2)
-            inner = np.zeros(diff.shape, bool)
-            inner[BORDER:-BORDER, BORDER:-BORDER] = True
-            ratios.append(diff[~inner].mean() / diff[inner].mean())
-            texture.append(
-                np.abs(np.diff(sr.mean(2), axis=1)).mean()
-                / np.abs(np.diff(hr.mean(2), axis=1)).mean()
-            )
-            if hr_png.mode == "L":  # the gray photographs (camera, coins)
-                means = [*sr[inner].mean(axis=0), hr[inner].mean()]
-                cast.append(max(means) - min(means))
-        figures[method] = {
+    return {
+        method: {
             **{k: round(v, 4) for k, v in scores.items()},
-            "gray_cast": round(max(cast), 2),
-            "border_ratio": round(float(np.mean(ratios)), 3),
-            "texture": round(float(np.mean(texture)), 3),
+            **look(out / "outputs" / method / "Sample", hr_dir),
         }
-    return figures
+        for method, scores in results.items()
+    }
 
 
 def main() -> None:

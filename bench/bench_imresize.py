@@ -12,6 +12,7 @@ threads for the whole run, as other users' notebooks do on a shared machine.
 Prints one JSON line per figure (median milliseconds after warm-up). Results: bench/README.md.
 """
 
+# ruff: noqa: I001 (sr_course is imported before torch on purpose: see below)
 from __future__ import annotations
 
 import argparse
@@ -21,6 +22,12 @@ import os
 import sys
 import time
 from pathlib import Path
+
+# sr_course before torch, as the kit's command line and notebooks import them: its thread policy
+# makes OpenMP's waiting threads sleep, which OpenMP reads once, when torch loads it. (With torch
+# imported first, imresize measured 19-26 ms here instead of 15.5-17: torch's idle pool threads
+# spin beside it on the 2-core machine.)
+import sr_course  # noqa: F401
 
 import numpy as np
 import torch

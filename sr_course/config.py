@@ -73,6 +73,10 @@ _BASE = {
         # Share of training patches made gray (R = G = B): a set without gray photographs otherwise
         # never shows the network that gray in means gray out (test sets hold gray images).
         "gray_probability": 0.0,
+        # Share of training patches whose R, G and B come in a random order (the same for LR and
+        # HR): the network then cannot tie a bias to one channel (a few warm photographs taught the
+        # demo's networks to redden gray ones).
+        "channel_shuffle": 0.0,
         "num_workers": 4,
         "val_split": "Set5",  # validation after each epoch (None to skip)
         "val_images": 5,
@@ -147,8 +151,10 @@ _PROFILE_CHANGES = {
             "test_splits": ["Sample"],
             "crop_size": 48,
             "patches_per_image": 400,
-            # The six training photographs are all in colour; the test split has two gray ones.
+            # The six training photographs are all in colour (and warm); the test split has two gray
+            # ones. Without gray patches and shuffled channels the networks tinted them.
             "gray_probability": 0.2,
+            "channel_shuffle": 1.0,
             "num_workers": 0,
             "val_split": None,
         },
@@ -340,6 +346,13 @@ def validate(cfg: dict) -> None:
         stage, leaf = key.split(".")
         if not cfg[stage][leaf] > 0:
             raise SettingError(f"{key}={cfg[stage][leaf]!r} is not valid: it must be above 0")
+    for leaf in ("gray_probability", "channel_shuffle"):
+        share = cfg["data"][leaf]
+        if not (isinstance(share, (int, float)) and 0 <= share <= 1):
+            raise SettingError(
+                f"data.{leaf}={share!r} is not valid: it is a share of the training patches, "
+                "from 0 (none) to 1 (all)"
+            )
     for stage in ("srresnet", "srgan"):
         decay = cfg[stage]["lr_decay_at"]
         if decay is not None and not 0 < decay < 1:

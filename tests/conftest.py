@@ -12,6 +12,19 @@ os.environ.setdefault("SR_PROFILE", "smoke")
 torch.set_num_threads(min(2, int(os.environ.get("SR_THREADS", os.cpu_count() or 1))))
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "demo: runs the demo profile in full, about 4 minutes on 2 cores (pytest -m demo)",
+    )
+
+
+def pytest_runtest_setup(item):
+    """Tests marked demo run only when selected (pytest -m demo): each trains the demo in full."""
+    if item.get_closest_marker("demo") and "demo" not in (item.config.getoption("markexpr") or ""):
+        pytest.skip("trains the demo profile in full (about 4 minutes on 2 cores): pytest -m demo")
+
+
 @pytest.fixture
 def rng():
     import numpy as np

@@ -95,6 +95,28 @@ def test_demo_writes_results_json_and_grid(tmp_path):
     assert json.loads((out / "results.json").read_text()) == data
 
 
+@pytest.mark.demo
+def test_the_demo_srgan_draws_texture_without_a_cast_or_a_frame(tmp_path):
+    """The README's main command in full (demo profile; about 4 minutes on 2 cores, so it runs with
+    `pytest -m demo`): its SRGAN keeps the gray photographs gray (each channel's mean within 1 gray
+    level of the others' and the HR's), adds no frame along the borders, scores LPIPS at or below
+    SRResNet's (the offline random AlexNet backbone: a pipeline check, not LPIPS) and draws more
+    texture than SRResNet."""
+    from sr_course.evaluation.artefacts import look
+
+    out, data = tmp_path / "demo", tmp_path / "data"
+    cmd = [sys.executable, "-m", "sr_course", "demo", "--out", str(out), "--data-root", str(data)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    assert result.returncode == 0, result.stderr[-2000:]
+    scores = json.loads((out / "results.json").read_text())["sets"]["Sample"]
+    hr_dir = data / "sample" / "Sample" / "HR"
+    srresnet, srgan = (look(out / "outputs" / m / "Sample", hr_dir) for m in ("srresnet", "srgan"))
+    assert srgan["gray_cast"] <= 1.0, srgan
+    assert srgan["border_ratio"] <= srresnet["border_ratio"] + 0.05, (srgan, srresnet)
+    assert scores["srgan"]["lpips"] <= scores["srresnet"]["lpips"], scores
+    assert srgan["texture"] > srresnet["texture"], (srgan, srresnet)
+
+
 def test_checks_do_not_leave_grad_disabled():
     assert torch.is_grad_enabled()
 

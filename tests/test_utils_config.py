@@ -152,6 +152,13 @@ def test_bad_config_messages():
     )
     with pytest.raises(ValueError, match="not key=value"):
         parse_overrides(["lr"])
+    for leaf, share in (("gray_probability", 1.5), ("channel_shuffle", -0.1)):
+        with pytest.raises(ValueError) as err:
+            load_config("smoke", data={leaf: share})
+        assert str(err.value) == (
+            f"data.{leaf}={share} is not valid: it is a share of the training patches, "
+            "from 0 (none) to 1 (all)"
+        )
 
 
 def test_no_profile_env_leaks():

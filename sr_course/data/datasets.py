@@ -95,8 +95,9 @@ class SRDataset(torch.utils.data.Dataset):
 
     split "train": the splits in config.data.train_splits; item i is a random aligned crop pair
         (lr (3, c/s, c/s) in [0, 1], hr (3, c, c) in [-1, 1]), c = config.data.crop_size, with a random
-        flip/90-degree rotation, and with probability config.data.gray_probability made gray (R = G = B,
-        both patches); len = images x config.data.patches_per_image. Each epoch draws new
+        flip/90-degree rotation, with probability config.data.gray_probability made gray (R = G = B,
+        both patches) and with probability config.data.channel_shuffle its channels put in a random
+        order (both patches alike); len = images x config.data.patches_per_image. Each epoch draws new
         crops: call set_epoch(e), or pass index + e * len (what EpochSampler(epoch_in_index=True) yields).
     a test split (Set5, Set14, B100, Urban100, DIV2K_valid, Sample, ...): item i is the whole image
         (lr (3, h, w) in [0, 1], hr (3, s*h, s*w) in [-1, 1], name); gray images are repeated to 3
@@ -136,6 +137,7 @@ class SRDataset(torch.utils.data.Dataset):
                 )
         self.patches_per_image = int(config.data.patches_per_image)
         self.gray_probability = float(config.data.gray_probability)
+        self.channel_shuffle = float(config.data.channel_shuffle)
         self.seed = int(config.seed)
         self.epoch = 0
         cache = config.data.get("cache_dir") or self.root / "cache"
@@ -231,9 +233,12 @@ class SRDataset(torch.utils.data.Dataset):
         if k & 4:
             lr, hr = lr[:, ::-1], hr[:, ::-1]
         lr, hr = np.rot90(lr, k & 3), np.rot90(hr, k & 3)
-        # Drawn only when asked for, so that without it every crop stays what it was.
+        # Drawn only when asked for, so that without them every crop stays what it was.
         if self.gray_probability and rng.random() < self.gray_probability:
             lr, hr = _gray(lr), _gray(hr)
+        if self.channel_shuffle and rng.random() < self.channel_shuffle:
+            order = rng.permutation(3)
+            lr, hr = lr[..., order], hr[..., order]
         return (
             convert_image(image_to_tensor(lr), "[0,255]", "[0,1]"),
             convert_image(image_to_tensor(hr), "[0,255]", "[-1,1]"),

@@ -1,2 +1,3 @@
 """Evaluation: the papers' metrics (PSNR/SSIM on Y, LPIPS), evaluate() beside bicubic, super-resolving
-whole images, the figures, the kept outputs, the run records, the report and the blind rating page."""
+whole images, the figures, the kept outputs and the artefacts read off them, the run records, the
+report and the blind rating page."""

@@ -1,4 +1,5 @@
 import csv
+import itertools
 
 import numpy as np
 import pytest
@@ -190,14 +191,18 @@ def test_epoch_sampler_resume_and_ranks():
     assert not set(r0) & set(r1) or len(set(r0) | set(r1)) >= 7
 
 
+def _pairs(sample_root, **data):
+    """(plain, changed) training patch pairs, 600 of each: the same crops without and with `data`."""
+    sets = [
+        SRDataset("train", load_config("smoke", data_root=str(sample_root), data=d))
+        for d in ({"patches_per_image": 100}, {"patches_per_image": 100, **data})
+    ]
+    return [(sets[0][i], sets[1][i]) for i in range(len(sets[0]))]
+
+
 def test_gray_patches_at_the_asked_rate_and_every_other_crop_unchanged(sample_root):
-    cfg = load_config("smoke", data_root=str(sample_root), data={"patches_per_image": 100})
-    plain = SRDataset("train", cfg)
-    gray = SRDataset("train", load_config("smoke", data_root=str(sample_root), data={
-        "patches_per_image": 100, "gray_probability": 0.3}))  # fmt: skip
     n_gray = 0
-    for i in range(len(plain)):
-        (lr0, hr0), (lr, hr) = plain[i], gray[i]
+    for (lr0, hr0), (lr, hr) in _pairs(sample_root, gray_probability=0.3):
         if torch.equal(hr, hr0):
             assert torch.equal(lr, lr0)
             continue
@@ -208,3 +213,18 @@ def test_gray_patches_at_the_asked_rate_and_every_other_crop_unchanged(sample_ro
             assert (patch[0] - luma).abs().max() <= 1.01 / 127.5
     # 600 draws at p = 0.3: 180 expected, outside [140, 220] with probability below 1e-4
     assert 140 <= n_gray <= 220, n_gray
+
+
+def test_shuffled_channels_at_the_asked_rate_alike_in_both_patches(sample_root):
+    n_drawn = 0
+    for (lr0, hr0), (lr, hr) in _pairs(sample_root, channel_shuffle=0.5):
+        orders = [
+            order
+            for order in itertools.permutations(range(3))
+            if torch.equal(lr, lr0[list(order)]) and torch.equal(hr, hr0[list(order)])
+        ]
+        assert orders, "the two patches' channels are not one order of the plain crop's"
+        n_drawn += (0, 1, 2) not in orders
+    # A permutation is drawn for half the 600 patches and is not the identity 5 times in 6: 250
+    # expected, outside [205, 295] with probability below 1e-4.
+    assert 205 <= n_drawn <= 295, n_drawn
