@@ -31,9 +31,10 @@ def look(sr_dir: str | Path, hr_dir: str | Path) -> dict[str, float]:
     if not outputs:
         raise FileNotFoundError(f"look: no PNG outputs in {sr_dir}")
     for png in outputs:
-        hr_image = Image.open(Path(hr_dir) / png.name)
-        sr = np.asarray(Image.open(png).convert("RGB"), dtype=np.float64)
-        hr = np.asarray(hr_image.convert("RGB"), dtype=np.float64)
+        with Image.open(png) as sr_image, Image.open(Path(hr_dir) / png.name) as hr_image:
+            sr = np.asarray(sr_image.convert("RGB"), dtype=np.float64)
+            hr = np.asarray(hr_image.convert("RGB"), dtype=np.float64)
+            gray = hr_image.mode == "L"
         error = np.abs(sr - hr).mean(axis=2)
         inner = np.zeros(error.shape, bool)
         inner[BORDER:-BORDER, BORDER:-BORDER] = True
@@ -41,7 +42,7 @@ def look(sr_dir: str | Path, hr_dir: str | Path) -> dict[str, float]:
         texture.append(
             np.abs(np.diff(sr.mean(2), axis=1)).mean() / np.abs(np.diff(hr.mean(2), axis=1)).mean()
         )
-        if hr_image.mode == "L":
+        if gray:
             means = [*sr[inner].mean(axis=0), hr[inner].mean()]
             cast.append(max(means) - min(means))
     return {

@@ -447,24 +447,19 @@ def _run_chain(todos, work: Path, runner: Path, mode: str, uid: int, gid: int, s
             outcomes[remaining[0]].printed = status.get("printed", 0)
             break
         i = stream.done
-        stuck = remaining[i]
+        stuck, later = remaining[i], remaining[i + 1 :]
         file = TODOS[stuck].file
         if stream.importing == file:
             # Importing the student's file is what ended or stopped the box: it would do the same
             # for every TODO of that file, so they are all judged by this run (as a file that
             # does not compile is), instead of starting a box per TODO to see it again.
             status = {**status, "in_import": file}
+            for todo in (t for t in later if TODOS[t].file == file):
+                outcomes[todo] = Outcome([None] * len(PROBES[todo]), [], 0, stream.broken, status)
+            later = [t for t in later if TODOS[t].file != file]
         outcomes[stuck] = Outcome(
             records[i], stream.flags[i], stream.extra_flags[i], stream.broken, status
         )
-        later = remaining[i + 1 :]
-        if status.get("in_import"):
-            for todo in later:
-                if TODOS[todo].file == file:
-                    outcomes[todo] = Outcome(
-                        [None] * len(PROBES[todo]), [], 0, stream.broken, status
-                    )
-            later = [t for t in later if TODOS[t].file != file]
         # What the box printed is counted per box: it is told on the first TODO the box ran.
         outcomes[remaining[0]].printed = status.get("printed", 0)
         remaining = later
@@ -518,21 +513,7 @@ def _judge_todo(todo: str, outcome: Outcome, references: list, timeout: float):
         flags.append(f"{todo}: printed {outcome.printed / 2**20:.0f} MB")
     for probe, record, reference in zip(PROBES[todo], outcome.records, references, strict=True):
         if record is None:
-            if status.get("in_import") and (status.get("timed_out") or status.get("ended_early")):
-                what = (
-                    f"did not finish within {limit}"
-                    if status.get("timed_out")
-                    else f"ended the grading process (exit code {status.get('exitcode')})"
-                )
-                verdict = (
-                    f"importing sr_course/{file}.py {what}: every TODO of {file}.py scores 0 "
-                    "until it imports"
-                )
-                if status.get("ended_early") and not outcome.broken:
-                    flags.append(
-                        f"{todo}: the process ended early (exit code {status.get('exitcode')})"
-                    )
-            elif status.get("timed_out"):
+            if status.get("timed_out"):
                 verdict = (
                     f"{todo} did not finish within {limit}; "
                     "the checks after that point were not run"
@@ -547,6 +528,17 @@ def _judge_todo(todo: str, outcome: Outcome, references: list, timeout: float):
                 )
                 if not outcome.broken and not status.get("closed_early"):
                     flags.append(f"{todo}: the process ended early (exit code {code})")
+            if status.get("in_import") and (status.get("timed_out") or status.get("ended_early")):
+                # The file's import did it (_run_chain): one sentence for each TODO of the file.
+                what = (
+                    f"did not finish within {limit}"
+                    if status.get("timed_out")
+                    else f"ended the grading process (exit code {status.get('exitcode')})"
+                )
+                verdict = (
+                    f"importing sr_course/{file}.py {what}: every TODO of {file}.py scores 0 "
+                    "until it imports"
+                )
         elif not isinstance(record, dict) or not (
             set(record) == {"outputs"} or set(record) == {"error", "message", "where"}
         ):
