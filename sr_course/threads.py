@@ -13,7 +13,8 @@ running: many small kernels (imresize's banded products, a small network's layer
 30-fold instead of in proportion to the load. So each process takes its share of the cores, waiting
 threads sleep instead of spinning (OMP_WAIT_POLICY=PASSIVE, which OpenMP reads when torch loads it:
 sr_course sets it on import, before torch, unless it is set already), and code made of many tiny
-kernels runs them on one thread.
+kernels runs them on one thread, or splits its work into a few large parts, one per thread of its
+share, started and joined once (imresize's uint8 passes: its output rows).
 
 `jobs` is how many CPU-heavy processes of ours run side by side: grade_many's --jobs, the notebook
 kernels a grader runs beside its other jobs. DataLoader workers need nothing here: PyTorch gives each

@@ -1,9 +1,13 @@
 """The command line: python -m sr_course <command> [options]; `--help` lists the commands.
 
 Each command is a module here holding its arguments (`register(sub)`) and its handler (`run(args)`);
-COMMANDS lists them in the order --help shows. The instructors' `release` and `grade` live with
-the grader (sr_course/grading/commands.py) and are listed only where that folder exists: the
-student kit's command line is the student's.
+COMMANDS names them in the order --help shows. The instructors' `release`, `grade` and `autograder`
+live with the grader (sr_course/grading/commands.py) and are listed only where that folder exists:
+the student kit's command line is the student's.
+
+Only the module of the command being run is imported: the others bring torchvision, matplotlib or
+nbformat, seconds of start-up that every command (and every test that runs one) would pay. --help
+and an unknown command import them all, to list them.
 
 Adding a command: a module here with register() and run(), and one entry in COMMANDS.
 """
@@ -19,56 +23,46 @@ from .. import threads as thread_policy
 from ..checks import open_todos
 from ..errors import UserError
 from ..train.guard import TrainingInterrupted
-from . import (
-    check,
-    convert_checkpoint,
-    demo,
-    execute_notebooks,
-    grid,
-    outputs,
-    rate,
-    report,
-    runs,
-    super_resolve,
-    test,
-    train,
-)
 from .common import split_models
 
-# Instructors only: the student kit has no grading/ folder, so no release or grade command. Looked
-# up in this package's own folder: an editable install of the reference elsewhere in the environment
-# would otherwise answer the import of a sr_course.grading the kit lacks.
-instructor_commands = (
-    importlib.import_module("sr_course.grading.commands")
-    if (Path(__file__).resolve().parents[1] / "grading" / "commands.py").is_file()
-    else None
-)
+# Instructors only: the student kit has no grading/ folder. Looked up in this package's own folder:
+# an editable install of the reference elsewhere in the environment would otherwise answer the
+# import of a sr_course.grading the kit lacks.
+HAS_GRADER = (Path(__file__).resolve().parents[1] / "grading" / "commands.py").is_file()
+GRADER_COMMANDS = "sr_course.grading.commands"
 
-COMMANDS = (
-    demo,
-    check,
-    train,
-    test,
-    outputs,
-    runs,
-    report,
-    rate,
-    super_resolve,
-    grid,
-    convert_checkpoint,
-    execute_notebooks,
-    *([instructor_commands] if instructor_commands else []),
-)
+# command -> the module that registers and runs it, in the order --help lists them.
+COMMANDS = {
+    "demo": f"{__name__}.demo",
+    "check": f"{__name__}.check",
+    "train-srresnet": f"{__name__}.train",
+    "train-srgan": f"{__name__}.train",
+    "test": f"{__name__}.test",
+    "outputs": f"{__name__}.outputs",
+    "runs": f"{__name__}.runs",
+    "report": f"{__name__}.report",
+    "rate": f"{__name__}.rate",
+    "super-resolve": f"{__name__}.super_resolve",
+    "grid": f"{__name__}.grid",
+    "convert-checkpoint": f"{__name__}.convert_checkpoint",
+    "execute-notebooks": f"{__name__}.execute_notebooks",
+    **(
+        {name: GRADER_COMMANDS for name in ("release", "grade", "autograder")} if HAS_GRADER else {}
+    ),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of `command` alone (its module is the only one imported), or of every command
+    when it is None or not one of COMMANDS (--help, a typo: argparse lists them all)."""
     parser = argparse.ArgumentParser(
         prog="python -m sr_course",
         description="sr_course: 4x super-resolution with SRResNet and SRGAN, a notebook course kit.",
     )
     sub = parser.add_subparsers(dest="command", metavar="<command>")
-    for command in COMMANDS:
-        command.register(sub)
+    wanted = [COMMANDS[command]] if command in COMMANDS else COMMANDS.values()
+    for module in dict.fromkeys(wanted):  # a module registers all of its commands at once
+        importlib.import_module(module).register(sub)
     return parser
 
 
@@ -88,7 +82,8 @@ def open_todo_message(err: NotImplementedError) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv[0] if argv else None)  # the only option before it is --help
     # key=value overrides may stand anywhere, also after options (argparse stops a positional list
     # at the first option), so collect the stragglers here.
     args, extra = parser.parse_known_args(argv)

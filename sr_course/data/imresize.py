@@ -13,7 +13,8 @@ differently, so this module reproduces MATLAB's algorithm (Image Processing Tool
   (clip, round half away from zero) before the next pass. Float input: double throughout, no rounding.
 
 Speed. A uint8 pass on the CPU runs as small banded float32 matrix products, a few output rows at a
-time, so the data stays in cache and BLAS does the arithmetic. Float32 differs from double by less
+time, so the data stays in cache and BLAS does the arithmetic; a large image's output rows are split
+into one part per thread of the process's share of the cores (torch's thread count). Float32 differs from double by less
 than a bound computed from the weights, so only values within that bound of a .5 rounding boundary can
 round differently; exactly those are recomputed in double, tap by tap. The result is bit-identical to
 the all-double computation (the tests compare the two).
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -137,6 +139,10 @@ _CHUNK_ROWS = 64
 # Output rows per block in the fast path: small blocks keep each banded matrix nearly dense.
 _BLOCK_ROWS_DOWN = 8
 _BLOCK_ROWS_UP = 32
+# Threads for one uint8 resize (_workers): a part below this many input values costs more to hand
+# to a thread than it saves; more than MAX_WORKERS parts no longer pay on a DIV2K image.
+MIN_PIXELS_PER_THREAD = 256 * 256 * 3
+MAX_WORKERS = 4
 
 
 @functools.lru_cache(maxsize=32)
@@ -172,9 +178,27 @@ def _exact_rows(x: torch.Tensor, p: _Pass, rows: torch.Tensor, cols: tuple) -> t
     return exact
 
 
-def _pass_uint8_fast(x: torch.Tensor, p: _Pass, out: torch.Tensor) -> torch.Tensor:
+def _pass_uint8_fast(
+    x: torch.Tensor, p: _Pass, out: torch.Tensor, workers: int = 1
+) -> torch.Tensor:
     """A uint8 pass along dimension 0 on the CPU, x (L, ...) -> out (out_len, ...), both with any
-    strides: banded float32 matmuls, then an exact recompute near .5 boundaries."""
+    strides: banded float32 matmuls, then an exact recompute near .5 boundaries. With workers > 1
+    the output rows are split into that many contiguous parts, each computed by a thread of its own
+    (one start and one join per pass, never per product: torch and NumPy release the GIL)."""
+    blocks = _blocks(p)
+    parts = np.array_split(np.arange(len(blocks)), max(1, min(workers, len(blocks))))
+    groups = [[blocks[k] for k in part] for part in parts if part.size]
+    if len(groups) == 1:
+        _rows_uint8_fast(x, p, out, groups[0])
+        return out
+    with ThreadPoolExecutor(len(groups)) as pool:
+        for done in [pool.submit(_rows_uint8_fast, x, p, out, g) for g in groups]:
+            done.result()
+    return out
+
+
+def _rows_uint8_fast(x: torch.Tensor, p: _Pass, out: torch.Tensor, blocks: list) -> None:
+    """The output rows of consecutive `blocks` of a uint8 pass (see _pass_uint8_fast)."""
     L, rest = x.shape[0], tuple(x.shape[1:])
     M = math.prod(rest)
     # Float32 error bound for a sum of T products of |w| * 255 in any order (BLAS picks the order):
@@ -182,10 +206,10 @@ def _pass_uint8_fast(x: torch.Tensor, p: _Pass, out: torch.Tensor) -> torch.Tens
     # is the band around .5 where float32 could round differently from double: recomputed exactly.
     n_taps = p.weights.shape[1]
     margin = 2.0 * (n_taps + 3) * 2.0**-24 * 255.0 * float(np.abs(p.weights).sum(axis=1).max())
-    blocks = _blocks(p)
+    r0, r1 = blocks[0][0], blocks[-1][1]
     span = max(last - first + 1 for _, _, first, last, _ in blocks)
     src = torch.empty((span, *rest), dtype=torch.float32)
-    acc = torch.empty((p.out_len, M), dtype=torch.float32)
+    acc = torch.empty((r1 - r0, M), dtype=torch.float32)
     for i0, i1, first, last, m in blocks:
         n_in = last - first + 1
         if first >= 0 and last < L:
@@ -194,25 +218,26 @@ def _pass_uint8_fast(x: torch.Tensor, p: _Pass, out: torch.Tensor) -> torch.Tens
             src[:n_in].copy_(
                 x.index_select(0, torch.from_numpy(_mirror(np.arange(first, last + 1), L)))
             )
-        torch.mm(m, src[:n_in].view(n_in, M), out=acc[i0:i1])
+        torch.mm(m, src[:n_in].view(n_in, M), out=acc[i0 - r0 : i1 - r0])
     # Rounded to nearest in float32 (ties to even: a tie lies inside the band recomputed in double
     # below, where MATLAB's half away from zero is applied), a chunk of rows at a time in cache.
-    far = np.empty((p.out_len, M), dtype=bool)
-    r = torch.empty((min(_CHUNK_ROWS, p.out_len), M), dtype=torch.float32)
-    for c0 in range(0, p.out_len, _CHUNK_ROWS):
-        c1 = min(p.out_len, c0 + _CHUNK_ROWS)
+    near = []  # flat indices (into the part's rows) of the values near a .5 boundary
+    r = torch.empty((min(_CHUNK_ROWS, r1 - r0), M), dtype=torch.float32)
+    for c0 in range(0, r1 - r0, _CHUNK_ROWS):
+        c1 = min(r1 - r0, c0 + _CHUNK_ROWS)
         a, rc = acc[c0:c1], r[: c1 - c0]
         torch.round(a, out=rc)
         a.sub_(rc).abs_()  # distance from the nearest integer: at most 0.5
-        np.less(a.numpy(), 0.5 - margin, out=far[c0:c1])  # (torch's comparisons are slower here)
+        # Found while the chunk is in cache (torch's comparisons are slower here).
+        near.append(np.flatnonzero(a.numpy() >= 0.5 - margin) + c0 * M)
         # Written in the layout the next pass reads (its dimension first): no transposed copy.
-        out[c0:c1].copy_(rc.clamp_(0, 255).view(c1 - c0, *rest))
-    flat = np.flatnonzero(~far)
+        out[r0 + c0 : r0 + c1].copy_(rc.clamp_(0, 255).view(c1 - c0, *rest))
+    flat = np.concatenate(near)
     if flat.size:
-        rows, *cols = (torch.from_numpy(i) for i in np.unravel_index(flat, (p.out_len, *rest)))
+        rows, *cols = (torch.from_numpy(i) for i in np.unravel_index(flat, (r1 - r0, *rest)))
+        rows += r0
         exact = _round_to_integer(_exact_rows(x, p, rows, cols), 255).to(torch.uint8)
         out[(rows, *cols)] = exact
-    return out
 
 
 def _resize_dim(x: torch.Tensor, dim: int, p: _Pass, int_max: int | None) -> torch.Tensor:
@@ -270,15 +295,24 @@ def _resize_hw(x: torch.Tensor, hdim: int, scale, output_shape, method, antialia
     ]
     if int_max is not None and x.dtype == torch.uint8 and x.device.type == "cpu":
         # Many small products: a thread pool's fork and join per product costs more than it saves,
-        # and on a loaded machine far more (sr_course/threads.py).
+        # and on a loaded machine far more (sr_course/threads.py). Instead this process's share of
+        # the cores (torch's thread count) computes a few large parts, started and joined per pass.
+        workers = _workers(x.numel(), torch.get_num_threads())
         with single_threaded():
-            return _resize_uint8_cpu(x, passes)
+            return _resize_uint8_cpu(x, passes, workers)
     for dim, p in passes:
         x = _resize_dim(x, dim, p, int_max)
     return x
 
 
-def _resize_uint8_cpu(x: torch.Tensor, passes: list[tuple[int, _Pass]]) -> torch.Tensor:
+def _workers(n_pixels: int, threads: int) -> int:
+    """Threads for a uint8 resize: this process's share of the cores (torch's thread count, which
+    the thread policy sets), one per MIN_PIXELS_PER_THREAD input values (a small image is faster on
+    one), at most MAX_WORKERS."""
+    return max(1, min(threads, MAX_WORKERS, n_pixels // MIN_PIXELS_PER_THREAD))
+
+
+def _resize_uint8_cpu(x: torch.Tensor, passes: list[tuple[int, _Pass]], workers: int = 1):
     """The uint8 passes on the CPU, each written straight into the layout the next one reads."""
     for k, (dim, p) in enumerate(passes):
         shape = list(x.shape)
@@ -289,7 +323,7 @@ def _resize_uint8_cpu(x: torch.Tensor, passes: list[tuple[int, _Pass]]) -> torch
             y = torch.empty([shape[i] for i in order], dtype=torch.uint8).movedim(0, following)
         else:
             y = torch.empty(shape, dtype=torch.uint8)
-        _pass_uint8_fast(x.movedim(dim, 0), p, y.movedim(dim, 0))
+        _pass_uint8_fast(x.movedim(dim, 0), p, y.movedim(dim, 0), workers)
         x = y
     return x.contiguous()
 

@@ -42,7 +42,7 @@ from pathlib import Path
 import nbformat
 
 from ..course import NOTEBOOKS, TODOS
-from .formats import validate
+from .formats import FLAGS_TEST, NOTEBOOKS_TEST, validate
 from .kit import EDITABLE, KIT_ROOT, ReleaseError
 from .release import build_release, find_leaks, solution_regions
 from .todos import reference_outputs, save_reference
@@ -260,7 +260,11 @@ def rehearse(bundle: Path, verbose: bool = True) -> list[str]:
                 problems.append(f"{name}: {err}")
             problems += _expect(name, data, bug)
             if verbose:
-                print(f"{name}: {data['score']:g} points in {time.monotonic() - t0:.0f} s")
+                notebooks, flags = (_tests(data)[t]["output"] for t in (NOTEBOOKS_TEST, FLAGS_TEST))
+                notes = f"{notebooks.splitlines()[0]}; {flags.replace(chr(10), ', ')}"
+                print(
+                    f"{name}: {data['score']:g} points in {time.monotonic() - t0:.0f} s ({notes})"
+                )
     return problems
 
 
@@ -271,12 +275,21 @@ def _flat(root: Path, into: Path) -> Path:
     return into
 
 
+def _tests(data: dict) -> dict[str, dict]:
+    return {t["name"]: t for t in data["tests"]}
+
+
 def _expect(name: str, data: dict, bug: str | None) -> list[str]:
     scores = {t["name"]: t.get("score") for t in data["tests"]}
     maxima = {t["name"]: t.get("max_score") for t in data["tests"]}
     if name.startswith("the reference"):
         if data["score"] != sum(v for v in maxima.values() if v):
             return [f"{name}: {data['score']} points, not full marks: {data['output']}"]
+        notebooks, flags = (_tests(data)[t]["output"] for t in (NOTEBOOKS_TEST, FLAGS_TEST))
+        if not notebooks.startswith("all "):
+            return [f"{name}: not every notebook cell ran as the reference's do: {notebooks}"]
+        if "no flags" not in flags:  # the reference's own code raised a flag: the grader is wrong
+            return [f"{name}: flagged: {flags}"]
     elif name.startswith("the kit"):
         if data["score"] != 0:
             return [f"{name}: {data['score']} points, not 0"]

@@ -20,6 +20,8 @@ from ..course import TODOS
 from .points import NOTEBOOK_POINTS, TODO_POINTS
 
 REVIEW_SENTENCE = "the notebook points await an instructor's review"
+NOTEBOOKS_TEST = "notebooks"  # the part, beside one per TODO, that grades the notebooks
+FLAGS_TEST = "instructor review: flags"  # Gradescope's hidden test that lists the flags
 
 
 def todo_lines(todo: str, entry: dict) -> str:
@@ -59,7 +61,7 @@ def parts(report: dict) -> list[tuple[str, float, float, str]]:
     ]
     if report.get("notebooks") is not None:
         rows.append(
-            ("notebooks", report["points"]["notebooks"], NOTEBOOK_POINTS, notebook_lines(report))
+            (NOTEBOOKS_TEST, report["points"]["notebooks"], NOTEBOOK_POINTS, notebook_lines(report))
         )
     return rows
 
@@ -96,7 +98,7 @@ def gradescope(report: dict) -> dict:
     ]
     tests.append(
         {
-            "name": "instructor review: flags",
+            "name": FLAGS_TEST,
             "score": 0.0,
             "max_score": 0.0,
             "output": instructor_lines(report),

@@ -52,7 +52,7 @@ def grade(
     notebooks: bool = True,
     timeout: float = 30,
     cell_timeout: float = 60,
-    jobs: int = 2,
+    jobs: int = 1,
     json_out=None,
     verbose: bool = True,
     root: Path = KIT_ROOT,
@@ -63,10 +63,13 @@ def grade(
 ) -> dict:
     """Grade one submission folder (a kit with the student's sr_course files); the folder is only read.
     isolation_mode: 'auto' (the strongest sandbox that works here), 'bwrap', 'user', or 'none' (only
-    for the reference: the report says "not isolated"). threads: the notebook kernels' threads
-    (default: the thread policy's share for one job, sr_course/threads.py). reference_file: the
-    reference's probe outputs saved for one seed (the autograder bundle, where `root` is a kit
-    without solutions); the grading then uses that seed."""
+    for the reference: the report says "not isolated"). jobs: processes at once. 1 (the default):
+    one sandbox box for the TODOs, one notebook kernel at a time; 2 splits the student files across
+    two boxes and starts each notebook's kernel while the one before runs (no faster for the TODOs,
+    whose box's start costs more than their probes, and twice their CPU). threads: the notebook
+    kernels' threads (default: the thread policy's share for one job, sr_course/threads.py).
+    reference_file: the reference's probe outputs saved for one seed (the autograder bundle, where
+    `root` is a kit without solutions); the grading then uses that seed."""
     started = time.monotonic()
     # 'user' mode: the sandbox's uid must read neither the reference nor this submission's folder
     # (nor, through it, the class's other submissions).

@@ -452,7 +452,7 @@ def _guard_source(tree, runner, writable, conn, inside_tmp) -> str:
     locked = [str(tree), str(runner)]  # read, never written (in the bwrap box they sit in /tmp)
     return (
         "import os as _os, sys as _sys\n"
-        "import torch as _torch, torchvision as _tv  # loaded first: they load libraries with ctypes\n"
+        "import torch as _torch  # before any cell (torchvision when a cell imports it)\n"
         "import matplotlib.font_manager as _fm  # builds its font cache\n"
         f"_sys.path.insert(0, {str(runner)!r})\n"
         "import sr_grade_sandbox as _guard\n"
@@ -464,7 +464,7 @@ def _guard_source(tree, runner, writable, conn, inside_tmp) -> str:
         "    except OSError:\n"
         "        pass\n"
         f"_guard.install_guard({reads!r}, {writes!r}, [], _report, {locked!r})\n"
-        "del _guard, _torch, _tv, _fm, _report, _fd\n"
+        "del _guard, _torch, _fm, _report, _fd\n"
     )
 
 

@@ -361,7 +361,7 @@ class Outcome:
 def grade_todos(
     files: dict[str, str],
     timeout: float = 30,
-    jobs: int = 2,
+    jobs: int = 1,
     root: Path = KIT_ROOT,
     isolation_mode: str = "auto",
     seed: int | None = None,

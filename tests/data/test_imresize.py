@@ -67,6 +67,24 @@ def test_fast_uint8_path_is_bit_identical_to_double(shape, scale):
     assert np.array_equal(imresize(img, scale), _exact_uint8(img, scale))
 
 
+@pytest.mark.parametrize("workers", [2, 3, 4])
+@pytest.mark.parametrize(
+    "shape, scale", [((339, 510, 3), 0.25), ((85, 128, 3), 4), ((97, 61), 1 / 3)]
+)
+def test_rows_split_across_threads_are_bit_identical(monkeypatch, workers, shape, scale):
+    """Each pass's output rows split into `workers` parts, computed in threads of their own."""
+    monkeypatch.setattr(imr, "_workers", lambda n_pixels, threads: workers)
+    img = np.random.default_rng(workers + sum(shape)).integers(0, 256, shape, dtype=np.uint8)
+    assert np.array_equal(imresize(img, scale), _exact_uint8(img, scale))
+
+
+def test_a_resize_uses_its_share_of_the_cores_and_one_thread_for_small_images():
+    assert imr._workers(2040 * 1356 * 3, threads=2) == 2
+    assert imr._workers(2040 * 1356 * 3, threads=16) == imr.MAX_WORKERS
+    assert imr._workers(2040 * 1356 * 3, threads=1) == 1  # a loader's worker: the policy's 1
+    assert imr._workers(96 * 96 * 3, threads=8) == 1  # a training patch
+
+
 def test_fast_path_near_half_values_are_recomputed():
     # Smooth ramps make many outputs land within the float32 error band around .5.
     ramp = (np.add.outer(np.arange(96), np.arange(128)) % 256).astype(np.uint8)

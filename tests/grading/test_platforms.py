@@ -328,7 +328,8 @@ def test_bundle_holds_no_solution_and_a_leak_is_refused(tmp_path, monkeypatch):
 @pytest.mark.skipif(not isolation.available(), reason="no sandbox works here")
 def test_bundle_built_and_rehearsed_like_gradescope(tmp_path, capsys):
     """The bundle's files, no solution line in any of them (the release's own leak check), and the
-    rehearsal: run_autograder on the reference (full marks), the kit (0) and one bug."""
+    rehearsal: run_autograder on the reference (full marks: every TODO, every notebook cell, no
+    flag), the kit (0) and one bug."""
     bundle = tmp_path / "autograder.zip"
     files = autograder.build_bundle(bundle, verbose=False)
     for top in ("setup.sh", "run_autograder", "requirements.txt", "reference.pt"):
@@ -350,6 +351,13 @@ def test_bundle_built_and_rehearsed_like_gradescope(tmp_path, capsys):
     problems = autograder.rehearse(bundle)
     assert problems == []
     out = capsys.readouterr().out
-    assert re.search(r"the reference \(the three files, flat\): 12 points", out), out
+    # The session's one grading of the reference with its notebooks (test_grader grades the TODOs).
+    full = re.search(r"the reference \(the three files, flat\): 12 points in \d+ s \((.*)\)", out)
+    assert full, out
+    cells = re.fullmatch(
+        r"all (\d+) cells ran as the reference's do; isolation: (\w+), .*", full[1]
+    )
+    assert cells and int(cells[1]) >= 30 and cells[2] != "none", full[1]
+    assert full[1].endswith("no flags"), full[1]
     assert "the kit as released (the whole kit): 0 points" in out
     shutil.rmtree(unpacked)
