@@ -16,7 +16,6 @@
 """
 
 import atexit
-import compileall
 import os
 import re
 import shutil
@@ -55,11 +54,6 @@ if "SR_RUNS_DIR" not in os.environ:
 
 
 def pytest_configure(config):
-    if not os.environ.get("PYTEST_XDIST_WORKER"):
-        # The hundreds of Python processes the tests start (kernels, commands, graders) each compile
-        # the package's sources where no bytecode is cached, as with PYTHONDONTWRITEBYTECODE set:
-        # about 1 s of CPU for a process that imports the evaluation and grading code.
-        compileall.compile_dir(HERE / "sr_course", quiet=2)
     if hasattr(config.option, "nbval_sanitize_with") and not config.option.nbval_sanitize_with:
         config.option.nbval_sanitize_with = str(HERE / "notebooks" / "nbval_sanitize.cfg")
 
