@@ -14,9 +14,9 @@ differently, so this module reproduces MATLAB's algorithm (Image Processing Tool
 
 Speed. A uint8 pass on the CPU runs as small banded float32 matrix products, a few output rows at a
 time, so the data stays in cache and BLAS does the arithmetic; a large image's output rows are split
-into one part per thread of the process's share of the cores (torch's thread count). Float32 differs from double by less
-than a bound computed from the weights, so only values within that bound of a .5 rounding boundary can
-round differently; exactly those are recomputed in double, tap by tap. The result is bit-identical to
+into one part per thread of the process's share of the cores (torch's thread count). Float32
+differs from double by less than a bound computed from the weights, so only values within that bound
+of a .5 rounding boundary can round differently; exactly those are recomputed in double, tap by tap. The result is bit-identical to
 the all-double computation (the tests compare the two).
 """
 
@@ -187,7 +187,7 @@ def _pass_uint8_fast(
     (one start and one join per pass, never per product: torch and NumPy release the GIL)."""
     blocks = _blocks(p)
     parts = np.array_split(np.arange(len(blocks)), max(1, min(workers, len(blocks))))
-    groups = [[blocks[k] for k in part] for part in parts if part.size]
+    groups = [[blocks[k] for k in part] for part in parts]  # none empty: parts <= blocks
     if len(groups) == 1:
         _rows_uint8_fast(x, p, out, groups[0])
         return out

@@ -69,23 +69,21 @@ def psnr_torch(
     return 10.0 * torch.log10(PEAK**2 / mse)
 
 
-_windows: dict[torch.device, torch.Tensor] = {}
-
-
-def _gaussian_window(device: torch.device) -> torch.Tensor:
-    if device not in _windows:
-        r = SSIM_WINDOW // 2
-        k = torch.arange(-r, r + 1, dtype=torch.float64, device=device)
-        g = torch.exp(-(k**2) / (2 * SSIM_SIGMA**2))
-        _windows[device] = g / g.sum()
-    return _windows[device]
+@functools.cache
+def _gaussian_weights() -> tuple[float, ...]:
+    """The SSIM window's 1-D Gaussian (float64, summing to 1), as numbers: the filter below scales
+    shifted views by them, on any device."""
+    r = SSIM_WINDOW // 2
+    k = torch.arange(-r, r + 1, dtype=torch.float64)
+    g = torch.exp(-(k**2) / (2 * SSIM_SIGMA**2))
+    return tuple((g / g.sum()).tolist())
 
 
 def _gaussian_valid(x: torch.Tensor, dim: int) -> torch.Tensor:
     """The SSIM window's 1-D Gaussian along `dim`, 'valid' (the size shrinks by SSIM_WINDOW - 1):
     a weighted sum of shifted views. In float64 on a CPU this is 5-7x faster than conv2d, which has
     no fast kernel for doubles."""
-    g = _gaussian_window(x.device).tolist()
+    g = _gaussian_weights()
     size = x.shape[dim] - len(g) + 1
     out = x.narrow(dim, 0, size) * g[0]
     for k in range(1, len(g)):

@@ -260,7 +260,7 @@ def rehearse(bundle: Path, verbose: bool = True) -> list[str]:
                 problems.append(f"{name}: {err}")
             problems += _expect(name, data, bug)
             if verbose:
-                notebooks, flags = (_tests(data)[t]["output"] for t in (NOTEBOOKS_TEST, FLAGS_TEST))
+                notebooks, flags = _outputs(data)
                 notes = f"{notebooks.splitlines()[0]}; {flags.replace(chr(10), ', ')}"
                 print(
                     f"{name}: {data['score']:g} points in {time.monotonic() - t0:.0f} s ({notes})"
@@ -275,8 +275,10 @@ def _flat(root: Path, into: Path) -> Path:
     return into
 
 
-def _tests(data: dict) -> dict[str, dict]:
-    return {t["name"]: t for t in data["tests"]}
+def _outputs(data: dict) -> tuple[str, str]:
+    """What results.json says of the notebooks and, in its hidden test, of the flags."""
+    tests = {t["name"]: t for t in data["tests"]}
+    return tests[NOTEBOOKS_TEST]["output"], tests[FLAGS_TEST]["output"]
 
 
 def _expect(name: str, data: dict, bug: str | None) -> list[str]:
@@ -285,7 +287,7 @@ def _expect(name: str, data: dict, bug: str | None) -> list[str]:
     if name.startswith("the reference"):
         if data["score"] != sum(v for v in maxima.values() if v):
             return [f"{name}: {data['score']} points, not full marks: {data['output']}"]
-        notebooks, flags = (_tests(data)[t]["output"] for t in (NOTEBOOKS_TEST, FLAGS_TEST))
+        notebooks, flags = _outputs(data)
         if not notebooks.startswith("all "):
             return [f"{name}: not every notebook cell ran as the reference's do: {notebooks}"]
         if "no flags" not in flags:  # the reference's own code raised a flag: the grader is wrong
