@@ -410,34 +410,38 @@ def check_srgan_step(generator=None, discriminator=None) -> None:
         hooked.append(seen.get("d steps", 0))
 
     adversarial.after_discriminator_step = hook
+    g0 = [p.detach().clone() for p in g.parameters()]
+    d0 = [p.detach().clone() for p in d.parameters()]
+    seen = {}
+
+    def optimizers():  # built when the step first uses one (the kit's stub never does)
+        opt_g, opt_d = (
+            torch.optim.Adam(g.parameters(), 1e-3),
+            torch.optim.Adam(d.parameters(), 1e-3),
+        )
+        g_step, d_step = opt_g.step, opt_d.step
+
+        def watched_g_step(*args, **kwargs):  # what D looks like while G takes its step
+            seen["d touched"] = any(
+                p.grad is not None and bool(p.grad.abs().sum() > 0) for p in d.parameters()
+            ) or any(not torch.equal(a, b) for a, b in zip(d0, d.parameters()))
+            return g_step(*args, **kwargs)
+
+        def watched_d_step(*args, **kwargs):
+            seen["d steps"] = seen.get("d steps", 0) + 1
+            return d_step(*args, **kwargs)
+
+        opt_g.step, opt_d.step = watched_g_step, watched_d_step
+        return opt_g, opt_d
+
     t = stand_in(
         g,
         d,
-        torch.optim.Adam(g.parameters(), 1e-3),
-        torch.optim.Adam(d.parameters(), 1e-3),
+        optimizers=optimizers,
         pixel_loss=losses.pixel_mse,
         content_loss=losses.pixel_mse,
         adversarial=adversarial,
     )
-    g0 = [p.detach().clone() for p in g.parameters()]
-    d0 = [p.detach().clone() for p in d.parameters()]
-    seen = {}
-    g_step = t.opt_g.step
-
-    def watched_g_step(*args, **kwargs):  # what D looks like while G takes its step
-        seen["d touched"] = any(
-            p.grad is not None and bool(p.grad.abs().sum() > 0) for p in d.parameters()
-        ) or any(not torch.equal(a, b) for a, b in zip(d0, d.parameters()))
-        return g_step(*args, **kwargs)
-
-    t.opt_g.step = watched_g_step
-    d_step = t.opt_d.step
-
-    def watched_d_step(*args, **kwargs):
-        seen["d steps"] = seen.get("d steps", 0) + 1
-        return d_step(*args, **kwargs)
-
-    t.opt_d.step = watched_d_step
     lr, hr = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 32, 32) * 2 - 1
     try:
         out = solver.srgan_step(t, lr, hr, update_generator=True)

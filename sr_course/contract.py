@@ -78,14 +78,17 @@ class _Settings(dict):
         return _Settings(value) if isinstance(value, dict) else value
 
 
+Optimizers = tuple[torch.optim.Optimizer | None, torch.optim.Optimizer | None]
+
+
 @dataclass
 class StandIn:
     """A StepContext without a Trainer: build it with stand_in()."""
 
     G: nn.Module
     D: nn.Module | None = None
-    opt_g: torch.optim.Optimizer | None = None
-    opt_d: torch.optim.Optimizer | None = None
+    # (opt_g, opt_d), or a function that builds them, called when the step first uses either.
+    optimizers: Optimizers | Callable[[], Optimizers] = (None, None)
     pixel_loss: Loss | None = None
     content_loss: Loss | None = None
     adversarial: Any = None
@@ -99,6 +102,19 @@ class StandIn:
         # Disabled scalers: scale() returns the loss unchanged and step() just steps (fp32 on a CPU).
         self.scaler_g = torch.amp.GradScaler("cuda", enabled=False)
         self.scaler_d = torch.amp.GradScaler("cuda", enabled=False)
+
+    @property
+    def opt_g(self) -> torch.optim.Optimizer | None:
+        return self._optimizers()[0]
+
+    @property
+    def opt_d(self) -> torch.optim.Optimizer | None:
+        return self._optimizers()[1]
+
+    def _optimizers(self) -> Optimizers:
+        if callable(self.optimizers):
+            self.optimizers = self.optimizers()
+        return self.optimizers
 
     def autocast(self):
         return contextlib.nullcontext()
@@ -130,19 +146,25 @@ def stand_in(
     content_loss: Loss | None = None,
     adversarial: Any = None,
     batches: list | None = None,
+    optimizers: Callable[[], Optimizers] | None = None,
     **srgan,
 ) -> StandIn:
     """A StepContext around the given networks, for checks and tests of the steps.
 
+    optimizers: instead of opt_g and opt_d, a function that returns (opt_g, opt_d), called when the
+    step first uses t.opt_g or t.opt_d. An optimiser's first construction in a process imports
+    torch._dynamo (about 1.3 s of CPU): a step that never reaches the optimisers (an unfinished
+    TODO's stub, code that fails first) then does not pay it.
     srgan: the SRGAN settings the step reads from t.cfg.srgan (adv_weight, label_smoothing,
     d_steps; the paper's by default).
     """
+    if optimizers is not None and (opt_g is not None or opt_d is not None):
+        raise ValueError("stand_in: give opt_g and opt_d, or optimizers, not both")
     settings = {"adv_weight": 1e-3, "label_smoothing": 0.0, "d_steps": 1, **srgan}
     return StandIn(
         G=G,
         D=D,
-        opt_g=opt_g,
-        opt_d=opt_d,
+        optimizers=optimizers or (opt_g, opt_d),
         pixel_loss=pixel_loss,
         content_loss=content_loss,
         adversarial=adversarial,

@@ -732,25 +732,29 @@ def _snapshot(net):
 def _gan_probe(adv_weight, smoothing):
     def run(ctx):
         g, d = _gan_nets()
-        opt_g = torch.optim.SGD(g.parameters(), lr=0.5)
-        opt_d = torch.optim.SGD(d.parameters(), lr=0.5)
         seen = {}
-        step_g, step_d = opt_g.step, opt_d.step
 
-        def watched_g(*a, **k):  # what D looks like while G takes its step
-            seen["D grads during G step"] = any(
-                p.grad is not None and bool(p.grad.abs().sum() > 0) for p in d.parameters()
-            )
-            seen["D at G step"] = _snapshot(d)
-            seen["G steps"] = seen.get("G steps", 0) + 1
-            return step_g(*a, **k)
+        def optimizers():  # built when the step first uses one (the kit's stub never does)
+            opt_g = torch.optim.SGD(g.parameters(), lr=0.5)
+            opt_d = torch.optim.SGD(d.parameters(), lr=0.5)
+            step_g, step_d = opt_g.step, opt_d.step
 
-        def watched_d(*a, **k):
-            seen["G at D step"] = _snapshot(g)
-            seen["D steps"] = seen.get("D steps", 0) + 1
-            return step_d(*a, **k)
+            def watched_g(*a, **k):  # what D looks like while G takes its step
+                seen["D grads during G step"] = any(
+                    p.grad is not None and bool(p.grad.abs().sum() > 0) for p in d.parameters()
+                )
+                seen["D at G step"] = _snapshot(d)
+                seen["G steps"] = seen.get("G steps", 0) + 1
+                return step_g(*a, **k)
 
-        opt_g.step, opt_d.step = watched_g, watched_d
+            def watched_d(*a, **k):
+                seen["G at D step"] = _snapshot(g)
+                seen["D steps"] = seen.get("D steps", 0) + 1
+                return step_d(*a, **k)
+
+            opt_g.step, opt_d.step = watched_g, watched_d
+            return opt_g, opt_d
+
         adversarial = StandInAdversarial(smoothing)
         hook = adversarial.after_discriminator_step
 
@@ -763,8 +767,7 @@ def _gan_probe(adv_weight, smoothing):
         t = contract.stand_in(
             g,
             d,
-            opt_g,
-            opt_d,
+            optimizers=optimizers,
             content_loss=lambda sr, hr: ((sr - hr) ** 2).mean(),
             adversarial=adversarial,
             adv_weight=adv_weight,
