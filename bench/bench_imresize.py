@@ -6,7 +6,8 @@
 Beside ours, the same 1/4 resize the way BasicSR's torch port does it (basicsr/utils/
 matlab_functions.py, re-implemented here from its published algorithm: float32, one matrix-vector
 product per output row and channel, H then W, no rounding between the passes), in the same run and
-under the same load. `--load N` starts N processes that multiply matrices with torch's default
+under the same load: the two are timed in turn, round by round, and the speed-up is the median of
+the rounds' ratios (a load that comes and goes then weighs on both alike). `--load N` starts N processes that multiply matrices with torch's default
 threads for the whole run, as other users' notebooks do on a shared machine.
 
 Prints one JSON line per figure (median milliseconds after warm-up). Results: bench/README.md.
@@ -19,6 +20,7 @@ import argparse
 import math
 import multiprocessing
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -33,7 +35,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import emit, machine, median_ms  # noqa: E402
+from common import emit, machine, median_ms, paired_ms  # noqa: E402
 
 from sr_course.data.imresize import imresize, imresize_torch
 
@@ -120,8 +122,11 @@ def main() -> None:
     lr_t = torch.from_numpy(lr).permute(2, 0, 1).contiguous()
     where = machine()
     hr_float = hr.astype(np.float32) / 255
-    ours_ms = median_ms(lambda: imresize(hr, 0.25), args.repeat)
-    basicsr_ms = median_ms(lambda: basicsr_style_imresize(hr_float, 0.25), max(3, args.repeat // 3))
+    # Round by round, side by side: ours, then BasicSR's, under the same moment's load.
+    ours, basicsr = paired_ms(
+        [lambda: imresize(hr, 0.25), lambda: basicsr_style_imresize(hr_float, 0.25)], args.repeat
+    )
+    ratios = [b / o for o, b in zip(ours, basicsr)]
     diff = np.abs(
         basicsr_style_imresize(hr_float, 0.25) * 255 - imresize(hr.astype(np.float64), 0.25)
     )
@@ -130,9 +135,11 @@ def main() -> None:
         case="2040x1356x3 x0.25: ours (numpy uint8, MATLAB-exact) against BasicSR's algorithm (float32)",
         load=args.load,
         loadavg=round(os.getloadavg()[0], 2),
-        ours_ms=round(ours_ms, 2),
-        basicsr_ms=round(basicsr_ms, 2),
-        speedup=round(basicsr_ms / ours_ms, 2),
+        rounds=args.repeat,
+        ours_ms=round(statistics.median(ours), 2),
+        basicsr_ms=round(statistics.median(basicsr), 2),
+        speedup=round(statistics.median(ratios), 2),  # the median of the rounds' ratios
+        speedup_quartiles=[round(q, 2) for q in statistics.quantiles(ratios, n=4)[::2]],
         basicsr_max_abs_diff_from_double=round(float(diff.max()), 4),
         date=time.strftime("%Y-%m-%d"),
         machine=where,

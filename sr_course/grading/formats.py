@@ -43,7 +43,9 @@ def notebook_lines(report: dict) -> str:
     if report["points"]["notebooks_withheld"]:
         return REVIEW_SENTENCE
     if not report["points"]["todos"]:
-        return "no TODO earned a point yet, so the notebooks ran only the kit's own code: 0 points"
+        return (
+            "no TODO has earned a point yet, so the notebooks were not run: they count once one has"
+        )
     if nb["passed"] == nb["total"]:
         return f"all {nb['total']} cells ran as the reference's do"
     return "\n".join(

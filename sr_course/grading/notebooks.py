@@ -58,6 +58,7 @@ KERNEL_LIMITS = isolation.Limits(
     memory=8 * 2**30, cpu_seconds=900, file_size=512 * 2**20, open_files=1024, processes=256
 )
 SANITIZE = KIT_ROOT / "notebooks" / "nbval_sanitize.cfg"
+NOT_RUN = "not run: no TODO has earned a point yet, and the notebooks count only once one has"
 INTERRUPT_GRACE = 20  # seconds a kernel has to stop a cell after its interrupt
 
 
@@ -128,11 +129,19 @@ def grade_notebooks(
     """Run the course's notebooks with the student's files, each kernel sandboxed; judge every code
     cell here. cell_timeout: CPU seconds a cell may use; budget: CPU seconds all the notebooks'
     cells may use together. The next notebook's kernel starts while one runs (its start is mostly
-    imports), unless `ahead` is False (one core, or little memory: one kernel at a time)."""
+    imports), unless `ahead` is False (one core, or little memory: one kernel at a time).
+    While no TODO has earned a point the notebooks are not run: they would run only the kit's own
+    code, and count for nothing (points.py); an untouched upload is graded in seconds."""
     mode = isolation.choose(isolation_mode, protected=reference_files(root))
     files = complete(files, root)
     entry = {"passed": 0, "total": 0, "first_failure": None, "failures": [], "blocked": []}
     entry["cpu_seconds"] = 0.0  # the kernels' own, cell by cell
+    if not any(todo_scores.values()):
+        entry["total"] = sum(_code_cells(root / "notebooks" / name) for name in NOTEBOOKS)
+        entry["first_failure"] = NOT_RUN
+        entry["failures"] = [NOT_RUN]
+        entry.update(score=0.0, seconds=0.0)
+        return entry
     started = time.monotonic()
     stop_reason = None
     with contextlib.ExitStack() as stack:
@@ -176,6 +185,10 @@ def grade_notebooks(
     entry["seconds"] = round(time.monotonic() - started, 1)
     entry["blocked"] = entry["blocked"][:5]
     return entry
+
+
+def _code_cells(path: Path) -> int:
+    return sum(c.cell_type == "code" for c in nbformat.read(path, as_version=4).cells)
 
 
 class _Kernel:

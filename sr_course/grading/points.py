@@ -1,8 +1,9 @@
 """The score rules, stated once: what each part is worth and how a report's points are summed.
 
 Each TODO is worth TODO_POINTS (the fraction of its probes passed), the notebooks NOTEBOOK_POINTS
-(the fraction of cells passed; nothing when no TODO earned a point, since the notebooks then ran only
-the kit's own code, and withheld while the report has flags, until an instructor has looked);
+(the fraction of cells passed; nothing while no TODO has earned a point, since the notebooks would
+then run only the kit's own code, so they are not run; withheld while the report has flags, until an
+instructor has looked);
 total = their sum, out of MAX_POINTS.
 """
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import shutil
 from pathlib import Path
 
@@ -13,15 +14,15 @@ import nbformat
 import pytest
 
 from sr_course.cli import main
-from sr_course.course import STUDENT_FILES, TODOS
-from sr_course.grading import grader
+from sr_course.course import NOTEBOOKS, STUDENT_FILES, TODOS
+from sr_course.grading import formats, grader
 from sr_course.grading import notebooks as notebooks_module
 from sr_course.grading import todos as todos_module
 from sr_course.grading.grader import grade, grade_many
 from sr_course.grading.kit import EDITABLE, KIT_ROOT
-from sr_course.grading.points import MAX_POINTS, NOTEBOOK_POINTS
+from sr_course.grading.points import MAX_POINTS, NOTEBOOK_POINTS, TODO_POINTS
 from sr_course.grading.release import build_release
-from sr_course.grading.todos import box_groups, grade_todos
+from sr_course.grading.todos import box_groups
 
 MODELS_TODOS = [t for t, entry in TODOS.items() if entry.file == "models"]
 # One seed for this module's gradings, so that the reference's outputs are computed once (grading's
@@ -82,7 +83,9 @@ def test_reference_scores_full_marks(tmp_path):
 
 
 def test_kit_as_released_scores_zero_with_not_implemented_sentences(kit):
-    report = grade_todos({rel: (kit / rel).read_text() for rel in EDITABLE}, seed=SEED)
+    """The kit as released, notebooks asked for: every TODO says it is not implemented, and the
+    notebooks, which would run only the kit's own code for no point, are not run at all."""
+    report = grade(kit, verbose=False, seed=SEED)
     for todo, entry in report["todos"].items():
         assert entry["score"] == 0.0
         file = TODOS[todo].file
@@ -90,6 +93,19 @@ def test_kit_as_released_scores_zero_with_not_implemented_sentences(kit):
             f"{todo} is not implemented yet: fill in its TODO box in sr_course/{file}.py"
         )
     assert report["flags"] == []
+    nb = report["notebooks"]
+    sentence = "not run: no TODO has earned a point yet, and the notebooks count only once one has"
+    assert nb["failures"] == [sentence] and nb["first_failure"] == sentence
+    assert (nb["passed"], nb["score"], nb["cpu_seconds"]) == (0, 0.0, 0.0)
+    assert nb["total"] == sum(
+        c["cell_type"] == "code"
+        for name in NOTEBOOKS
+        for c in json.loads((KIT_ROOT / "notebooks" / name).read_text())["cells"]
+    )
+    assert report["points"]["total"] == 0.0 and report["points"]["max"] == MAX_POINTS
+    assert formats.notebook_lines(report) == (
+        "no TODO has earned a point yet, so the notebooks were not run: they count once one has"
+    )
 
 
 def test_boxes_split_whole_student_files_in_course_order():
@@ -188,7 +204,8 @@ def test_notebook_limits_count_cpu_time_and_cost_only_the_cell_that_hit_them(tmp
     (root / "notebooks").mkdir()
     nbformat.write(nb, root / "notebooks" / "limits.ipynb")
     monkeypatch.setattr(notebooks_module, "NOTEBOOKS", ("limits.ipynb",))
-    entry = notebooks_module.grade_notebooks({}, {}, cell_timeout=2, root=root)
+    # (With a TODO's point earned: the notebooks run only once one is.)
+    entry = notebooks_module.grade_notebooks({}, {"pixel_mse": 1.0}, cell_timeout=2, root=root)
     assert (entry["passed"], entry["total"]) == (3, 5), entry["failures"]
     assert entry["failures"] == [
         "limits.ipynb cell 2 did not finish within its 2 s of CPU time: it was interrupted there",
@@ -305,11 +322,15 @@ def test_reading_the_reference_is_refused_even_for_a_correct_file(tmp_path):
 
 
 def test_forged_self_checks_earn_no_notebook_points(kit, tmp_path):
-    """The stubs plus self-checks patched to print OK: the check cells print the right lines, but
-    count only where the grader found the TODOs right; the flag withholds the notebook points."""
+    """The losses done (so that the notebooks run), the networks' stubs left, and self-checks
+    patched to print OK: the check cells print the right lines, but count only where the grader
+    found the TODOs right; the flag withholds the notebook points."""
     code = ATTACKS["patching torch and the checks"]
+    losses = (KIT_ROOT / "sr_course" / "losses.py").read_text()
     submission = _submission(
-        tmp_path / "s", source=kit, edits={"sr_course/models.py": lambda t: t + code}
+        tmp_path / "s",
+        source=kit,
+        edits={"sr_course/models.py": lambda t: t + code, "sr_course/losses.py": lambda t: losses},
     )
     report = grade(submission, verbose=False, seed=SEED, cell_timeout=60)
     nb = report["notebooks"]
@@ -317,7 +338,9 @@ def test_forged_self_checks_earn_no_notebook_points(kit, tmp_path):
         "its self-check passed, but the grader found SRResNet wrong" in f for f in nb["failures"]
     ), nb["failures"]
     assert report["points"]["notebooks_withheld"] and report["points"]["notebooks"] == 0.0
-    assert report["points"]["total"] == 0.0
+    done = [t for t, e in TODOS.items() if e.file == "losses"]
+    assert _scores(report) == {t: float(t in done) for t in TODOS}
+    assert report["points"]["total"] == len(done) * TODO_POINTS
 
 
 def test_grade_many_writes_a_gradebook(kit, tmp_path, capsys):

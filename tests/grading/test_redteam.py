@@ -435,7 +435,8 @@ if _found:
 def test_a_notebook_cell_cannot_edit_the_kit_or_the_grader(kit, request, tmp_path, mode):
     """Code run in the notebooks' kernels tries to rewrite the kit's self-checks and notebooks (so
     that later kernels print OK) and to plant files for the grader: every write fails and is flagged,
-    and the submission earns nothing."""
+    and the notebooks earn nothing. (The losses are done, so that the notebooks run: they run only
+    once a TODO has earned a point.)"""
     mode = sandbox_mode(request, mode)
     attack = """
 import os, pathlib
@@ -446,10 +447,20 @@ for _p in [_kit / "sr_course" / "checks.py", *(_kit / "notebooks").glob("*.ipynb
     except OSError:
         pass
 """
-    sub = _submission(tmp_path / "s", kit, {"sr_course/models.py": lambda t: t + attack})
+    losses = (KIT_ROOT / "sr_course" / "losses.py").read_text()
+    sub = _submission(
+        tmp_path / "s",
+        kit,
+        {"sr_course/models.py": lambda t: t + attack, "sr_course/losses.py": lambda t: losses},
+    )
     kit_before = {p: p.read_bytes() for p in kit.rglob("*") if p.is_file()}
     report = grade(sub, verbose=False, seed=SEED, isolation_mode=mode)
-    assert report["points"]["total"] == 0.0
+    assert report["notebooks"]["total"] > 0 and report["notebooks"]["cpu_seconds"] > 0
+    assert report["points"]["notebooks"] == 0.0 and report["points"]["notebooks_withheld"]
+    done = [t for t, e in TODOS.items() if e.file == "losses"]
+    assert {t: e["score"] for t, e in report["todos"].items()} == {
+        t: float(t in done) for t in TODOS
+    }
     writes = [f for f in report["flags"] if f.startswith("notebooks: blocked")]
     assert any("checks.py for writing" in f for f in writes), report["flags"]
     assert {p: p.read_bytes() for p in kit.rglob("*") if p.is_file()} == kit_before
