@@ -85,11 +85,23 @@ def test_a_resize_uses_its_share_of_the_cores_and_one_thread_for_small_images():
     assert imr._workers(96 * 96 * 3, threads=8) == 1  # a training patch
 
 
-def test_fast_path_near_half_values_are_recomputed():
+@pytest.mark.parametrize("height", [96, 400])  # 400: the first pass rounds in two chunks of rows
+def test_fast_path_near_half_values_are_recomputed(monkeypatch, height):
     # Smooth ramps make many outputs land within the float32 error band around .5.
-    ramp = (np.add.outer(np.arange(96), np.arange(128)) % 256).astype(np.uint8)
-    img = np.stack([ramp, ramp.T[:96, :96].repeat(2, axis=1)[:, :128], 255 - ramp], axis=2)
+    ramp = (np.add.outer(np.arange(height), np.arange(128)) % 256).astype(np.uint8)
+    img = np.stack([ramp, np.roll(ramp, 37, axis=0), 255 - ramp], axis=2)
+    recomputed = []  # (pass's output length, output rows recomputed in double)
+    exact_rows = imr._exact_rows
+
+    def counted(x, p, rows, cols):
+        recomputed.append((p.out_len, rows.tolist()))
+        return exact_rows(x, p, rows, cols)
+
+    monkeypatch.setattr(imr, "_exact_rows", counted)
     assert np.array_equal(imresize(img, 0.25), _exact_uint8(img, 0.25))
+    first_pass = [rows for out_len, rows in recomputed if out_len == height // 4]
+    assert sum(map(len, first_pass)) > 50  # the case is real: many values were near .5
+    assert max(max(rows) for rows in first_pass) >= imr._CHUNK_ROWS or height < 4 * 64
 
 
 @pytest.mark.parametrize("value", [0, 1, 128, 254, 255])
