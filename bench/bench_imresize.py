@@ -7,8 +7,9 @@ Beside ours, the same 1/4 resize the way BasicSR's torch port does it (basicsr/u
 matlab_functions.py, re-implemented here from its published algorithm: float32, one matrix-vector
 product per output row and channel, H then W, no rounding between the passes), in the same run and
 under the same load: the two are timed in turn, round by round, and the speed-up is the median of
-the rounds' ratios (a load that comes and goes then weighs on both alike). `--load N` starts N processes that multiply matrices with torch's default
-threads for the whole run, as other users' notebooks do on a shared machine.
+the rounds' ratios (a load that comes and goes then weighs on both alike). `--load N` starts N
+processes that multiply matrices with torch's default threads for the whole run, as other users'
+notebooks do on a shared machine.
 
 Prints one JSON line per figure (median milliseconds after warm-up). Results: bench/README.md.
 """

@@ -16,8 +16,8 @@ Speed. A uint8 pass on the CPU runs as small banded float32 matrix products, a f
 time, so the data stays in cache and BLAS does the arithmetic; a large image's output rows are split
 into one part per thread of the process's share of the cores (torch's thread count). Float32
 differs from double by less than a bound computed from the weights, so only values within that bound
-of a .5 rounding boundary can round differently; exactly those are recomputed in double, tap by tap. The result is bit-identical to
-the all-double computation (the tests compare the two).
+of a .5 rounding boundary can round differently; exactly those are recomputed in double, tap by
+tap. The result is bit-identical to the all-double computation (the tests compare the two).
 """
 
 from __future__ import annotations

@@ -132,8 +132,6 @@ def grade_notebooks(
     imports), unless `ahead` is False (one core, or little memory: one kernel at a time).
     While no TODO has earned a point the notebooks are not run: they would run only the kit's own
     code, and count for nothing (points.py); an untouched upload is graded in seconds."""
-    mode = isolation.choose(isolation_mode, protected=reference_files(root))
-    files = complete(files, root)
     entry = {"passed": 0, "total": 0, "first_failure": None, "failures": [], "blocked": []}
     entry["cpu_seconds"] = 0.0  # the kernels' own, cell by cell
     if not any(todo_scores.values()):
@@ -142,6 +140,8 @@ def grade_notebooks(
         entry["failures"] = [NOT_RUN]
         entry.update(score=0.0, seconds=0.0)
         return entry
+    mode = isolation.choose(isolation_mode, protected=reference_files(root))
+    files = complete(files, root)
     started = time.monotonic()
     stop_reason = None
     with contextlib.ExitStack() as stack:

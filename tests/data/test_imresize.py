@@ -101,7 +101,8 @@ def test_fast_path_near_half_values_are_recomputed(monkeypatch, height):
     assert np.array_equal(imresize(img, 0.25), _exact_uint8(img, 0.25))
     first_pass = [rows for out_len, rows in recomputed if out_len == height // 4]
     assert sum(map(len, first_pass)) > 50  # the case is real: many values were near .5
-    assert max(max(rows) for rows in first_pass) >= imr._CHUNK_ROWS or height < 4 * 64
+    if height // 4 > imr._CHUNK_ROWS:  # values near .5 were recomputed in the second chunk too
+        assert max(max(rows) for rows in first_pass) >= imr._CHUNK_ROWS
 
 
 @pytest.mark.parametrize("value", [0, 1, 128, 254, 255])
