@@ -105,6 +105,42 @@ def test_fast_path_near_half_values_are_recomputed(monkeypatch, height):
         assert max(max(rows) for rows in first_pass) >= imr._CHUNK_ROWS
 
 
+@pytest.mark.parametrize(
+    "shape, scale, convolved",
+    [
+        ((96, 128, 3), 0.25, True),  # rows then columns; the columns' pass is a convolution
+        ((128, 96, 3), (0.5, 0.25), True),  # columns first (smaller scale), then rows by 1/2
+        ((96, 128), 1 / 3, True),  # (no value of this ramp lands near .5 in the second pass)
+        ((96, 128, 3), 4, False),  # enlarging: each output phase has weights of its own
+        ((90, 121, 3), 0.3, False),  # 1/0.3 is no whole step
+    ],
+)
+def test_a_shrink_by_a_whole_step_convolves_its_second_pass_exactly(
+    monkeypatch, shape, scale, convolved
+):
+    """The second pass of a shrink by 1/s is one strided convolution over the first pass's rounded
+    values (with the mirrored border around them), and its values near .5 are recomputed."""
+    ramp = (np.add.outer(np.arange(shape[0]), np.arange(shape[1]) * 3) % 256).astype(np.uint8)
+    img = ramp if len(shape) == 2 else np.stack([ramp, 255 - ramp, np.roll(ramp, 7, axis=1)], 2)
+    calls, recomputed = [], []
+    conv, exact_rows = imr._pass_uint8_conv, imr._exact_rows
+
+    def counted_conv(padded, dim, p, out, workers=1):
+        calls.append(p.out_len)
+        return conv(padded, dim, p, out, workers)
+
+    def counted_rows(x, p, rows, cols):
+        recomputed.append((p.out_len, len(rows)))
+        return exact_rows(x, p, rows, cols)
+
+    monkeypatch.setattr(imr, "_pass_uint8_conv", counted_conv)
+    monkeypatch.setattr(imr, "_exact_rows", counted_rows)
+    assert np.array_equal(imresize(img, scale), _exact_uint8(img, scale))
+    assert bool(calls) == convolved
+    if convolved and scale != 1 / 3:  # the convolution's own values near .5 were recomputed
+        assert sum(n for out_len, n in recomputed if out_len == calls[0]) > 1000
+
+
 @pytest.mark.parametrize("value", [0, 1, 128, 254, 255])
 @pytest.mark.parametrize("scale", [0.25, 0.5, 3, 1 / 3])
 def test_constant_images_are_preserved(value, scale):
