@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -172,6 +173,18 @@ class _Workspace:
 
 _FREE_WORKSPACES: list[_Workspace] = []
 _WORKSPACE_LOCK = threading.Lock()
+
+
+def _workspaces_after_fork() -> None:
+    """A forked child (a DataLoader worker) starts with a lock of its own: another thread of the
+    parent may have held this one at the fork, and would never release it in the child."""
+    global _WORKSPACE_LOCK
+    _WORKSPACE_LOCK = threading.Lock()
+    _FREE_WORKSPACES.clear()  # the parent's buffers, shared copy-on-write until written
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_workspaces_after_fork)
 
 
 @contextlib.contextmanager

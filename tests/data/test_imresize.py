@@ -1,4 +1,7 @@
 import json
+import os
+import signal
+import time
 from pathlib import Path
 
 import numpy as np
@@ -139,6 +142,30 @@ def test_a_shrink_by_a_whole_step_convolves_its_second_pass_exactly(
     assert bool(calls) == convolved
     if convolved and scale != 1 / 3:  # the convolution's own values near .5 were recomputed
         assert sum(n for out_len, n in recomputed if out_len == calls[0]) > 1000
+
+
+def test_a_forked_child_resizes_while_the_parent_holds_the_workspace_lock():
+    """A DataLoader worker forked while another thread of the parent takes a workspace: the child
+    does not wait forever on a lock that no thread of its own holds."""
+    img = np.random.default_rng(9).integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    expected = imresize(img, 0.25)
+    with imr._WORKSPACE_LOCK:  # as if another thread were taking a workspace at the fork
+        pid = os.fork()
+        if pid == 0:  # the child: one thread, as a DataLoader worker
+            code = 1
+            try:
+                torch.set_num_threads(1)
+                code = 0 if np.array_equal(imresize(img, 0.25), expected) else 2
+            finally:
+                os._exit(code)
+    deadline = time.monotonic() + 60
+    while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if done[0] == 0:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    assert done[0] == pid, "the forked child was still waiting after 60 s"
+    assert os.waitstatus_to_exitcode(done[1]) == 0
 
 
 @pytest.mark.parametrize("value", [0, 1, 128, 254, 255])
