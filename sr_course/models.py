@@ -18,7 +18,8 @@ import os
 import torch
 from torch import nn
 
-from .utils import convert_image, torchvision_state_dict
+from .utils import convert_image
+from .vgg19 import features as vgg19_features
 
 ACTIVATIONS = ("prelu", "leakyrelu", "tanh")
 
@@ -275,7 +276,6 @@ class Discriminator(nn.Module):
 
 # VGG19's convolutions per block, before each max-pool: (i, number of convs j can take).
 VGG19_BLOCKS = {1: 2, 2: 2, 3: 4, 4: 4, 5: 4}
-VGG19_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
 
 
 def vgg19_truncation_index(i: int, j: int) -> int:
@@ -318,39 +318,11 @@ class TruncatedVGG19(nn.Module):
         before_activation: bool = False,
     ):
         super().__init__()
-        import torchvision  # loaded only when VGG19 is built: the other networks need torch alone
-
         self.i, self.j = i, j
         # ESRGAN takes the features before the ReLU: they are denser and keep brightness information.
         n_layers = vgg19_truncation_index(i, j) - int(before_activation)
-        if weights is None:
-            # Random (tests, the offline profiles): torchvision's own initialisation, which builds
-            # the whole network, its classifier too, and draws from the random stream for it.
-            self.features = torchvision.models.vgg19(weights=None).features[:n_layers]
-        else:
-            # Every value is loaded below: the layers are laid out without memory or initialisation
-            # (the whole VGG19, built and thrown away, cost 2.7 s of CPU and about 550 MB).
-            with torch.device("meta"):
-                features = torchvision.models.vgg19(weights=None).features[:n_layers]
-            self.features = features.to_empty(device="cpu")
-            state = torchvision_state_dict(
-                weights,
-                torchvision.models.VGG19_Weights.IMAGENET1K_V1,
-                VGG19_URL,
-                "VGG19",
-                "vgg.weights",
-            )
-            wanted = {k: v for k, v in state.items() if k.startswith("features.")}
-            own = {f"features.{k}": v for k, v in self.features.state_dict().items()}
-            missing = sorted(set(own) - set(wanted))
-            if missing:
-                raise ValueError(
-                    f"VGG19 weights {weights} lack {len(missing)} needed key(s): {', '.join(missing)}; "
-                    f"use torchvision's vgg19-dcbb9e9d.pth ({VGG19_URL})"
-                )
-            self.features.load_state_dict(
-                {k[len("features.") :]: wanted[k] for k in own}, strict=True
-            )
+        # torchvision's layers, without its classifier (sr_course/vgg19.py)
+        self.features = vgg19_features(n_layers, weights)
         for p in self.parameters():
             p.requires_grad_(False)
         self.eval()

@@ -2,6 +2,7 @@ import pytest
 import torch
 import torchvision
 
+from sr_course import vgg19
 from sr_course.models import (
     VGG19_BLOCKS,
     ConvolutionalBlock,
@@ -107,6 +108,31 @@ def test_vgg_loads_every_weight_from_a_local_file(tmp_path):
     with torch.no_grad():
         expected = reference.features[: len(vgg.features)](((x + 1) / 2 - mean) / std)
         assert torch.allclose(vgg(x), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("i, j, before_activation", [(5, 4, False), (5, 4, True), (1, 1, False)])
+def test_random_vgg_is_torchvisions_and_moves_the_random_stream_as_far(i, j, before_activation):
+    """The offline profiles' random VGG19 (weights=None): torchvision's layers with the values
+    torchvision's vgg19(weights=None) gives them, and torch's random stream left where torchvision
+    leaves it (so the smoke and demo results stay the same), without building its classifier."""
+    n_layers = vgg19_truncation_index(i, j) - int(before_activation)
+    torch.manual_seed(11)
+    expected = torchvision.models.vgg19(weights=None).features[:n_layers]
+    expected_next = torch.rand(4)
+    torch.manual_seed(11)
+    vgg = TruncatedVGG19(i, j, weights=None, before_activation=before_activation)
+    assert repr(vgg.features) == repr(expected)
+    ours, theirs = vgg.features.state_dict(), expected.state_dict()
+    assert list(ours) == list(theirs)
+    assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
+    assert torch.equal(torch.rand(4), expected_next)  # the stream moved on exactly as far
+
+
+def test_vgg19_layers_are_torchvisions_layer_list():
+    with torch.device("meta"):
+        assert repr(torch.nn.Sequential(*vgg19.layers())) == repr(
+            torchvision.models.vgg19(weights=None).features
+        )
 
 
 def test_vgg_refuses_partial_weights(tmp_path):
