@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import vgg19
 from .contract import stand_in
 from .course import CHECKS, STUDENT_FILES, TODOS
 from .data.imresize import imresize
@@ -257,13 +258,12 @@ def check_discriminator() -> None:
 def vgg_truncation_problem(i: int, j: int, n) -> str | None:
     """What is wrong with n as the number of layers of vgg19().features that phi_(i,j) keeps, in
     one sentence (None when n is right): where the kept layers end, and where phi_(i,j) ends."""
-    import torchvision  # as in models.TruncatedVGG19: only the VGG check needs it
-
     from . import models
 
-    # Only the layers' kinds matter: built on the meta device, no weights are made (VGG19 has 143M).
+    # Only the layers' kinds matter: laid out on the meta device, without memory. They are
+    # torchvision's vgg19().features (tests/test_models.py compares the two), without its import.
     with torch.device("meta"):
-        layers = list(torchvision.models.vgg19(weights=None).features)
+        layers = vgg19.layers()
     # phi_(i,j)'s convolution, counted from 1
     k = sum(models.VGG19_BLOCKS[b] for b in range(1, i)) + j
     where = f"phi_({i},{j}) ends at the ReLU after convolution {k} (convolution {j} of block {i})"
@@ -287,7 +287,7 @@ def vgg_truncation_problem(i: int, j: int, n) -> str | None:
 
 
 def check_vgg() -> None:
-    """The VGG19 truncation phi_(i,j), compared with torchvision's own layer list."""
+    """The VGG19 truncation phi_(i,j), compared with vgg19().features' layer list."""
     from . import models
 
     for i, j in ((1, 1), (2, 2), (3, 4), (5, 4)):

@@ -7,7 +7,7 @@
                                          'imagenet' or a path) or torchvision's random ones (None)
 
 torchvision builds the whole network, its 124-million-parameter classifier included, even when only
-the first layers are wanted: 2.7 s of CPU and about 550 MB each time. With weights, the layers are
+the first layers are wanted: 2.5-2.9 s of CPU and some 600 MB each time. With weights, the layers are
 laid out without memory and filled from the file. Without (the offline profiles, the tests), the
 layers get exactly the values torchvision's `vgg19(weights=None)` gives them, and torch's random
 stream is left exactly where torchvision leaves it: the classifier's draws are skipped by drawing
