@@ -20,7 +20,8 @@ strided depthwise convolution over the first pass's rounded values, kept in floa
 mirrored border laid out around them. Float32 differs from double by less than a bound computed
 from the weights, so only values within that bound of a .5 rounding boundary can round
 differently; exactly those are recomputed in double, tap by tap. The result is bit-identical to
-the all-double computation (the tests compare the two).
+the all-double computation (the tests compare the two). The scratch buffers are kept from call to
+call (_Workspace): allocated afresh, their pages fault again on every call.
 """
 
 from __future__ import annotations
