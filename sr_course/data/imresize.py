@@ -280,13 +280,19 @@ def _pass_uint8_fast(
     blocks = _blocks(p)
     parts = np.array_split(np.arange(len(blocks)), max(1, min(workers, len(blocks))))
     groups = [[blocks[k] for k in part] for part in parts]  # none empty: parts <= blocks
-    if len(groups) == 1:
-        _rows_uint8_fast(x, p, out, groups[0])
-        return out
-    with ThreadPoolExecutor(len(groups)) as pool:
-        for done in [pool.submit(_rows_uint8_fast, x, p, out, g) for g in groups]:
-            done.result()
+    _in_threads(_rows_uint8_fast, [(x, p, out, g) for g in groups])
     return out
+
+
+def _in_threads(task, calls: list[tuple]) -> None:
+    """task(*args) for each args of `calls`: a thread each (started and joined once) when there are
+    several, this thread alone for one."""
+    if len(calls) == 1:
+        task(*calls[0])
+        return
+    with ThreadPoolExecutor(len(calls)) as pool:
+        for done in [pool.submit(task, *args) for args in calls]:
+            done.result()
 
 
 def _rows_uint8_fast(x: torch.Tensor, p: _Pass, out: torch.Tensor, blocks: list) -> None:
@@ -367,15 +373,8 @@ def _pass_uint8_conv(
             exact = _round_to_integer(_exact_rows(inputs, p, rows, (a, b)), 255).to(torch.uint8)
             result[a, rows, b] = exact
 
-    parts = [
-        (int(c[0]), int(c[-1]) + 1) for c in np.array_split(np.arange(A), max(1, min(workers, A)))
-    ]
-    if len(parts) == 1:
-        part(*parts[0])
-        return
-    with ThreadPoolExecutor(len(parts)) as pool:
-        for done in [pool.submit(part, a0, a1) for a0, a1 in parts]:
-            done.result()
+    parts = np.array_split(np.arange(A), max(1, min(workers, A)))  # none empty: parts <= A
+    _in_threads(part, [(int(c[0]), int(c[-1]) + 1) for c in parts])
 
 
 def _fill_border(padded: torch.Tensor, dim: int, before: int, n: int) -> None:
@@ -485,7 +484,7 @@ def _resize_uint8_cpu(x: torch.Tensor, passes: list[tuple[int, _Pass]], workers:
                 into = y if target is None else target
                 _pass_uint8_fast(x.movedim(dim, 0), p, into.movedim(dim, 0), workers)
             if target is not None:
-                _fill_border(y, following, _border(nxt)[0], nxt.in_len)
+                _fill_border(y, following, before, nxt.in_len)
             x = y
     return x.contiguous()
 
