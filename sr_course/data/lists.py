@@ -85,10 +85,15 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise BadImage(f"cannot decode ({type(err).__name__}: {reason[:200]})") from None
 
 
+# zlib's fastest level: about 3x faster than Pillow's default (6) on photographs, for files 5-10%
+# larger (the pixels are the same: PNG is lossless at every level). OpenCV writes at this level too.
+PNG_COMPRESS_LEVEL = 1
+
+
 def write_png(arr: np.ndarray, path: str | os.PathLike) -> None:
     """Write a uint8 (H, W[, 3]) array as PNG atomically (temporary file, then rename)."""
     with atomic_write(path) as f:
-        Image.fromarray(arr).save(f, format="PNG")
+        Image.fromarray(arr).save(f, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
 
 
 def crop_to_multiple(img: np.ndarray, scale: int = 4) -> np.ndarray:

@@ -25,7 +25,7 @@ from matplotlib.patches import Rectangle
 from ..checkpoint import load_checkpoint
 from ..data.datasets import SRDataset
 from ..data.imresize import imresize
-from ..data.lists import as_rgb
+from ..data.lists import PNG_COMPRESS_LEVEL, as_rgb
 from ..errors import SettingError
 from ..utils import atomic_write, convert_image
 from .inference import interpolate_generators, load_generator, super_resolve
@@ -261,7 +261,12 @@ def save_figure(fig, out: str | os.PathLike) -> tuple[Path, Path]:
     out.parent.mkdir(parents=True, exist_ok=True)
     png, pdf = out.with_suffix(".png"), out.with_suffix(".pdf")
     with atomic_write(png) as f:
-        fig.savefig(f, format="png", dpi=STYLE["savefig.dpi"])
+        fig.savefig(
+            f,
+            format="png",
+            dpi=STYLE["savefig.dpi"],
+            pil_kwargs={"compress_level": PNG_COMPRESS_LEVEL},
+        )
     with atomic_write(pdf) as f:
         fig.savefig(f, format="pdf")
     return png, pdf
