@@ -32,13 +32,22 @@ def rng():
     return np.random.default_rng(1234)
 
 
-@pytest.fixture(scope="module")
-def sample_root(tmp_path_factory):
-    """The built-in sample dataset, built once per test module (a module may write its caches)."""
+@pytest.fixture(scope="session")
+def built_sample(tmp_path_factory):
+    """The built-in sample dataset, built once per test process: copy it, never write in it."""
     from sr_course.data.sample import build_sample
 
-    root = tmp_path_factory.mktemp("data")
+    root = tmp_path_factory.mktemp("sample")
     build_sample(root, verbose=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def sample_root(tmp_path_factory, built_sample):
+    """The built-in sample dataset, a copy of its own per test module (a module may write its
+    caches; its data lists hold relative paths)."""
+    root = tmp_path_factory.mktemp("data")
+    shutil.copytree(built_sample, root, dirs_exist_ok=True)
     return root
 
 

@@ -14,12 +14,8 @@ from sr_course.models import SRResNet
 
 
 @pytest.fixture(scope="module")
-def cfg(tmp_path_factory):
-    from sr_course.data.sample import build_sample
-
-    root = tmp_path_factory.mktemp("data")
-    build_sample(root, verbose=False)
-    return load_config("smoke", data_root=str(root))
+def cfg(sample_root):
+    return load_config("smoke", data_root=str(sample_root))
 
 
 class BicubicNet(torch.nn.Module):
