@@ -326,7 +326,7 @@ def test_kit_help_lists_only_the_students_commands(kit, tmp_path):
 def test_kit_passes_its_own_test_suite_as_released(kit):
     """The kit's README test command on the kit as released: green, every test that needs an
     unfinished TODO skipped with the TODO's name, everything else (imresize, data, metrics, faults,
-    downloads) run for real. About 1.5 minutes."""
+    downloads) run for real. About a minute on 2 cores."""
     out, _ = kit
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs"],
