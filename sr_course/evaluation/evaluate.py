@@ -31,20 +31,19 @@ from .runs import record_test
 # warning fires only when reading it in another range closes the gap (see _range_mismatch).
 FAR_BELOW_BICUBIC_DB = 3.0
 
-# The ranges LR may be given in (the mistakes students make with value ranges): LR in [0, 1] ->
-# that range.
-RANGE_INPUTS = {
-    "[0, 1]": lambda x: x,
-    "[-1, 1]": lambda x: x * 2 - 1,
-    "[0, 255]": lambda x: x * 255,
-}
-# Other readings of a model: (what it is called, the range its input is given in, how the raw
-# output is read into [0, 255]). Readings that give the same input share one forward pass.
+# The mistakes students make with value ranges, by the range LR is given in: (LR in [0, 1] -> that
+# range, the readings of the raw output it gives: (what the reading is called, output -> [0, 255])).
+# Each input range costs one forward pass per image, which its readings share.
 RANGE_READINGS = (
-    ("its output read as [0, 1]", "[0, 1]", lambda y: y * 255),
-    ("its output read as [0, 255]", "[0, 1]", lambda y: y),
-    ("its input given in [-1, 1]", "[-1, 1]", lambda y: (y + 1) * 127.5),
-    ("its input given in [0, 255]", "[0, 255]", lambda y: (y + 1) * 127.5),
+    (
+        lambda x: x,
+        (
+            ("its output read as [0, 1]", lambda y: y * 255),
+            ("its output read as [0, 255]", lambda y: y),
+        ),
+    ),
+    (lambda x: x * 2 - 1, (("its input given in [-1, 1]", lambda y: (y + 1) * 127.5),)),
+    (lambda x: x * 255, (("its input given in [0, 255]", lambda y: (y + 1) * 127.5),)),
 )
 
 
@@ -53,19 +52,15 @@ def _range_mismatch(net, ds, scale: int, tile, target_psnr: float, images: int =
     """(reading, PSNR) of the first other value-range reading that scores at least `target_psnr` on
     the first `images` images of `ds`, else None: evidence that the model works, in another range."""
     pairs = [(lr_tensor(ds.lr_uint8(i)), ds.hr_uint8(i)) for i in range(min(images, len(ds)))]
-    given_last, outputs = None, []  # the raw outputs of the last input range, one per image
-    for reading, given, read in RANGE_READINGS:
-        if given != given_last:
-            given_last = given
-            outputs = [
-                super_resolve_tensor(net, RANGE_INPUTS[given](lr), tile=tile) for lr, _ in pairs
-            ]
-        scores = []
-        for y, (_, hr) in zip(outputs, pairs):
-            sr = torch.floor(read(y[0].float()).clamp(0, 255) + 0.5).to(torch.uint8)
-            scores.append(score_sr(sr.permute(1, 2, 0).cpu().numpy(), hr, scale)[0])
-        if float(np.mean(scores)) >= target_psnr:
-            return reading, float(np.mean(scores))
+    for given, readings in RANGE_READINGS:
+        outputs = [super_resolve_tensor(net, given(lr), tile=tile) for lr, _ in pairs]
+        for reading, read in readings:
+            scores = []
+            for y, (_, hr) in zip(outputs, pairs):
+                sr = torch.floor(read(y[0].float()).clamp(0, 255) + 0.5).to(torch.uint8)
+                scores.append(score_sr(sr.permute(1, 2, 0).cpu().numpy(), hr, scale)[0])
+            if float(np.mean(scores)) >= target_psnr:
+                return reading, float(np.mean(scores))
     return None
 
 
