@@ -115,7 +115,9 @@ def resume(t, resume) -> str | None:
         if resume in ("auto", True):
             return None
         raise CheckpointError(f"cannot resume: checkpoint {path} does not exist")
-    state = load_checkpoint(path, map_location=t.device)
+    # Read onto the CPU: the networks and optimisers copy their tensors to their own device as
+    # they load them, and the RNG states must stay CPU tensors (torch.set_rng_state refuses others).
+    state = load_checkpoint(path)
     if state.get("stage") != t.stage:
         raise CheckpointError(
             f"{path} is a {state.get('stage')!r} checkpoint; this run trains {t.stage!r}"
