@@ -76,8 +76,11 @@ def _disk_full(err: BaseException, path: Path) -> bool:
         return False
 
 
-def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
-    """Load a checkpoint written by save_checkpoint, safely (torch.load(weights_only=True)).
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """Load a checkpoint written by save_checkpoint, safely (torch.load(weights_only=True)), onto the
+    CPU whatever device wrote it: networks and optimisers copy its tensors to their own device as
+    they load them, and the RNG states it holds must stay CPU tensors (a resume on a GPU failed
+    when they were moved there).
 
     Raises CheckpointError for a missing file, a file that needs pickle (the course's old format of
     whole pickled modules), or a file of another format.
@@ -92,7 +95,7 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
             "short, or a disk fault). Use another file: best.pt beside it, or train again"
         )
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises UnpicklingError / RuntimeError variants here
         if not _needs_unpickling(err):
             raise CheckpointError(

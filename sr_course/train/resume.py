@@ -115,9 +115,7 @@ def resume(t, resume) -> str | None:
         if resume in ("auto", True):
             return None
         raise CheckpointError(f"cannot resume: checkpoint {path} does not exist")
-    # Read onto the CPU: the networks and optimisers copy their tensors to their own device as
-    # they load them, and the RNG states must stay CPU tensors (torch.set_rng_state refuses others).
-    state = load_checkpoint(path)
+    state = load_checkpoint(path)  # onto the CPU (load_checkpoint says why)
     if state.get("stage") != t.stage:
         raise CheckpointError(
             f"{path} is a {state.get('stage')!r} checkpoint; this run trains {t.stage!r}"
